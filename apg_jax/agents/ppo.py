@@ -1,0 +1,140 @@
+"""PPO with the same networks, observation normalisation, optimizer and evaluation as APG.
+
+Each update collects ``rollout_length`` steps from every environment with the Gaussian policy (actions
+clipped to [-1, 1] by the task), computes GAE(lambda) advantages (ended episodes are not bootstrapped,
+as in APG), and runs ``ppo_epochs`` passes of ``num_minibatches`` minibatch steps on the clipped
+surrogate + value loss - entropy bonus. Actor and critic have their own Adam states with the same
+settings; each minibatch step counts one actor and one critic gradient step.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from apg_jax.agents.common import replace_nonfinite, reset_batch, step_with_reset
+from apg_jax.agents.returns import compute_gae
+from apg_jax.config import Schedule, TrainConfig
+from apg_jax.envs.base import DiffEnv, State
+from apg_jax.networks import gaussian_entropy, gaussian_log_prob, init_params, make_networks
+from apg_jax.normalization import RunningStats, init_stats, normalize, update_stats
+from apg_jax.optim import guarded_update, make_optimizer
+
+
+@struct.dataclass
+class PPOState:
+    actor_params: Any
+    critic_params: Any
+    actor_opt: Any
+    critic_opt: Any
+    obs_stats: RunningStats
+    env_state: State  #: batched, leaves [num_envs, ...]
+    key: jax.Array
+
+
+class Batch(NamedTuple):
+    """Training data of one rollout, flattened to ``[T * N, ...]`` before minibatching."""
+
+    obs: jax.Array
+    actions: jax.Array
+    log_probs: jax.Array
+    advantages: jax.Array
+    returns: jax.Array
+
+
+def ppo_loss(actor_params, critic_params, batch: Batch, obs_stats, *, actor, critic, clip_eps, vf_coef,
+             ent_coef, normalize_advantages):
+    """Clipped surrogate + ``vf_coef`` * value MSE - ``ent_coef`` * entropy; returns (loss, aux dict)."""
+    inputs = normalize(obs_stats, batch.obs)
+    mean, log_std = actor.apply(actor_params, inputs)
+    log_probs = gaussian_log_prob(batch.actions, mean, log_std)
+    ratio = jnp.exp(log_probs - batch.log_probs)
+    adv = batch.advantages
+    if normalize_advantages:
+        adv = (adv - jnp.mean(adv)) / (jnp.std(adv) + 1e-8)
+    policy_loss = -jnp.mean(jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv))
+    value_loss = jnp.mean((critic.apply(critic_params, inputs) - batch.returns) ** 2)
+    entropy = gaussian_entropy(log_std)
+    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy
+    return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
+
+
+def make_ppo(env: DiffEnv, config: TrainConfig, sched: Schedule):
+    """Returns ``(init(key) -> PPOState, update(PPOState) -> (PPOState, metrics), actor)``."""
+    actor, critic = make_networks(env.action_size, config.hidden_sizes, config.activation,
+                                  config.init_log_std)
+    steps_total = sched.num_updates * sched.actor_steps_per_update
+    actor_optimizer = make_optimizer(config.learning_rate, config.max_grad_norm, config.lr_schedule,
+                                     steps_total)
+    critic_optimizer = make_optimizer(config.critic_learning_rate, config.max_grad_norm,
+                                      config.lr_schedule, steps_total)
+    t_len, n = sched.segment_length, config.num_envs
+    batch_size = t_len * n
+    minibatch = batch_size // config.num_minibatches
+
+    def init(key):
+        k_params, k_env, key = jax.random.split(key, 3)
+        actor_params, critic_params = init_params(actor, critic, k_params, env.observation_size)
+        return PPOState(actor_params, critic_params, actor_optimizer.init(actor_params),
+                        critic_optimizer.init(critic_params), init_stats(env.observation_size),
+                        reset_batch(env, k_env, n), key)
+
+    def collect(state: PPOState, reset_state, key):
+        def body(env_state, k):
+            inputs = normalize(state.obs_stats, env_state.obs)
+            mean, log_std = actor.apply(state.actor_params, inputs)
+            action = mean + jnp.exp(log_std) * jax.random.normal(k, mean.shape)
+            value = critic.apply(state.critic_params, inputs)
+            next_state, stepped = step_with_reset(env, env_state, action, reset_state)
+            out = (env_state.obs, action, gaussian_log_prob(action, mean, log_std), value,
+                   stepped.reward, stepped.done)
+            return next_state, out
+
+        final, traj = jax.lax.scan(body, state.env_state, jax.random.split(key, t_len))
+        last_value = critic.apply(state.critic_params, normalize(state.obs_stats, final.obs))
+        return final, traj, last_value
+
+    def sgd_step(carry, minibatch_data: Batch, obs_stats):
+        actor_params, critic_params, actor_opt, critic_opt = carry
+        grad_fn = jax.value_and_grad(ppo_loss, argnums=(0, 1), has_aux=True)
+        (loss, aux), (g_actor, g_critic) = grad_fn(
+            actor_params, critic_params, minibatch_data, obs_stats, actor=actor, critic=critic,
+            clip_eps=config.clip_eps, vf_coef=config.vf_coef, ent_coef=config.ent_coef,
+            normalize_advantages=config.normalize_advantages)
+        actor_params, actor_opt, skip_a = guarded_update(actor_optimizer, g_actor, actor_opt, actor_params)
+        critic_params, critic_opt, skip_c = guarded_update(critic_optimizer, g_critic, critic_opt,
+                                                           critic_params)
+        stats = {"loss": loss, **aux, "grad_norm": optax.global_norm(g_actor), "skipped": skip_a + skip_c}
+        return (actor_params, critic_params, actor_opt, critic_opt), stats
+
+    def update(state: PPOState):
+        key, k_reset, k_collect, k_perm = jax.random.split(state.key, 4)
+        reset_state = reset_batch(env, k_reset, n)
+        final, (obs, actions, log_probs, values, rewards, dones), last_value = collect(state, reset_state,
+                                                                                    k_collect)
+        advantages, returns = compute_gae(rewards * config.reward_scale, values, dones, last_value,
+                                          config.gamma, config.gae_lambda)
+        flat = lambda x: x.reshape((batch_size,) + x.shape[2:])
+        data = Batch(flat(obs), flat(actions), flat(log_probs), flat(advantages), flat(returns))
+
+        def epoch(carry, k):
+            perm = jax.random.permutation(k, batch_size)
+            shuffled = jax.tree.map(lambda x: x[perm].reshape((config.num_minibatches, minibatch) + x.shape[1:]),
+                                    data)
+            return jax.lax.scan(lambda c, mb: sgd_step(c, mb, state.obs_stats), carry, shuffled)
+
+        carry = (state.actor_params, state.critic_params, state.actor_opt, state.critic_opt)
+        carry, stats = jax.lax.scan(epoch, carry, jax.random.split(k_perm, config.ppo_epochs))
+        actor_params, critic_params, actor_opt, critic_opt = carry
+        env_state, n_bad = replace_nonfinite(final, reset_state)
+        state = PPOState(actor_params, critic_params, actor_opt, critic_opt,
+                         update_stats(state.obs_stats, obs), env_state, key)
+        metrics = {"actor_loss": jnp.mean(stats["policy_loss"]), "critic_loss": jnp.mean(stats["value_loss"]),
+                   "grad_norm": jnp.mean(stats["grad_norm"]), "skipped_updates": jnp.sum(stats["skipped"]),
+                   "nonfinite_envs": n_bad.astype(jnp.float32), "train_reward": jnp.mean(rewards)}
+        return state, metrics
+
+    return init, update, actor

@@ -1,0 +1,158 @@
+"""Training configuration: one frozen dataclass, tuned defaults per (task, algo), one validation step.
+
+Derived sizes (updates per chunk, number of chunks, ...) are computed by ``schedule`` and never written
+back into the configuration."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import NamedTuple
+
+ALGOS = ("apg", "ppo")
+BOOTSTRAPS = ("mc", "critic")
+
+
+class ConfigError(ValueError):
+    """An impossible configuration; the message says what to change."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    # ----- what to run
+    task: str = "pointmass1d"  #: task name (apg_jax.envs.task_names())
+    algo: str = "apg"  #: "apg" or "ppo"
+    seed: int = 0  #: first seed; seeds of one run are seed, seed + 1, ...
+    env_steps: int = 2_000_000  #: training budget in simulated transitions (all envs together)
+    num_envs: int = 256  #: parallel training environments
+    # ----- evaluation
+    num_evals: int = 20  #: evaluation points spread evenly over the budget
+    num_eval_envs: int = 128  #: fixed evaluation environments (own RNG stream), deterministic policy
+    # ----- networks (shared by both algorithms)
+    hidden_sizes: tuple = (64, 64)  #: hidden layer widths of actor and critic
+    activation: str = "tanh"  #: tanh | relu | elu | swish
+    init_log_std: float = -0.5  #: initial log standard deviation of the Gaussian policy
+    # ----- optimizer (shared): Adam + global-norm clipping
+    learning_rate: float = 1e-3  #: actor learning rate
+    critic_learning_rate: float = 1e-3  #: critic learning rate
+    lr_schedule: str = "constant"  #: constant | linear | cosine (decays to 0 over the run)
+    max_grad_norm: float = 1.0  #: global-norm gradient clipping
+    gamma: float = 0.99  #: discount
+    # ----- APG
+    segment_length: int = 0  #: K steps per backpropagated segment; 0 = the task's full horizon
+    bootstrap: str = "mc"  #: mc (segment rewards only) | critic (+ gamma^K V(s_K))
+    exploration_noise: bool = False  #: reparameterised Gaussian action noise (else deterministic)
+    td_lambda: float = 0.95  #: lambda of the critic's TD(lambda) targets
+    critic_updates: int = 4  #: critic gradient steps per segment (full batch)
+    target_tau: float = 0.05  #: Polyak rate of the target critic
+    # ----- PPO
+    rollout_length: int = 32  #: steps per environment per PPO rollout
+    ppo_epochs: int = 4  #: passes over each rollout
+    num_minibatches: int = 8  #: minibatches per epoch
+    clip_eps: float = 0.2  #: surrogate clipping
+    vf_coef: float = 0.5  #: value-loss weight
+    ent_coef: float = 0.0  #: entropy bonus
+    gae_lambda: float = 0.95  #: GAE lambda
+    reward_scale: float = 1.0  #: rewards are multiplied by this for PPO's losses
+    normalize_advantages: bool = True  #: per-minibatch advantage normalisation
+
+    def replace(self, **changes) -> "TrainConfig":
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; valid fields: {', '.join(field_names())}")
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        data = dict(data)
+        data["hidden_sizes"] = tuple(data.get("hidden_sizes", cls.hidden_sizes))
+        return cls().replace(**data)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+# Tuned defaults, per task and per algorithm, on top of TrainConfig's. Keep them here and only here.
+DEFAULTS: dict[tuple[str, str], dict] = {
+    ("pointmass1d", "apg"): dict(env_steps=1_000_000, num_envs=64, learning_rate=3e-3),
+    ("pointmass1d", "ppo"): dict(env_steps=3_000_000, num_envs=128, learning_rate=1e-3, lr_schedule="linear",
+                                 init_log_std=-1.0, reward_scale=10.0),
+    ("pointmass2d", "apg"): dict(env_steps=4_000_000, num_envs=64, learning_rate=1e-3, segment_length=50,
+                                 bootstrap="critic"),
+    ("pointmass2d", "ppo"): dict(env_steps=10_000_000, num_envs=256, learning_rate=1e-3),
+}
+
+
+def default_config(task: str, algo: str, **overrides) -> TrainConfig:
+    """Tuned defaults for ``(task, algo)`` with ``overrides`` applied (a fresh object every call)."""
+    return TrainConfig(task=task, algo=algo).replace(**DEFAULTS.get((task, algo), {})).replace(**overrides)
+
+
+class Schedule(NamedTuple):
+    """Sizes derived from a config and its task."""
+
+    steps_per_update: int  #: environment transitions per update (all envs)
+    updates_per_chunk: int  #: updates between two evaluations
+    num_chunks: int  #: evaluations over the run
+    segment_length: int  #: APG segment length K (resolved), PPO rollout length
+    actor_steps_per_update: int  #: optimizer steps of the actor per update
+    critic_steps_per_update: int  #: optimizer steps of the critic per update
+
+    @property
+    def num_updates(self) -> int:
+        return self.updates_per_chunk * self.num_chunks
+
+
+def validate(config: TrainConfig, episode_length: int) -> None:
+    """Raise ``ConfigError`` with what to change if ``config`` cannot run on a task of this horizon."""
+    from apg_jax.envs import task_names  # local: config must not import jax at module import
+
+    if config.task not in task_names():
+        raise ConfigError(f"unknown task '{config.task}'; valid tasks: {', '.join(task_names())}")
+    if config.algo not in ALGOS:
+        raise ConfigError(f"unknown algo '{config.algo}'; valid: {', '.join(ALGOS)}")
+    if config.bootstrap not in BOOTSTRAPS:
+        raise ConfigError(f"unknown bootstrap mode '{config.bootstrap}'; valid: {', '.join(BOOTSTRAPS)}")
+    if not 0 <= config.segment_length <= episode_length:
+        raise ConfigError(
+            f"segment_length must be between 1 and the task's horizon {episode_length} "
+            f"(0 means the full horizon), got {config.segment_length}")
+    positive = ["env_steps", "num_envs", "num_evals", "num_eval_envs", "rollout_length", "ppo_epochs",
+                "num_minibatches", "critic_updates", "learning_rate", "critic_learning_rate",
+                "max_grad_norm"]
+    for name in positive:
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(config, name)}")
+    if not 0.0 < config.gamma <= 1.0:
+        raise ConfigError(f"gamma must be in (0, 1], got {config.gamma}")
+    for name in ("td_lambda", "gae_lambda", "target_tau"):
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise ConfigError(f"{name} must be in [0, 1], got {getattr(config, name)}")
+    if config.algo == "ppo" and (config.num_envs * config.rollout_length) % config.num_minibatches:
+        raise ConfigError(
+            f"num_envs * rollout_length = {config.num_envs * config.rollout_length} must be divisible "
+            f"by num_minibatches = {config.num_minibatches}")
+    if any(int(h) <= 0 for h in config.hidden_sizes):
+        raise ConfigError(f"hidden_sizes must be positive integers, got {config.hidden_sizes}")
+    sched = schedule(config, episode_length)
+    if sched.num_updates < 1 or sched.updates_per_chunk < 1:
+        raise ConfigError(
+            f"env_steps = {config.env_steps} is less than one update "
+            f"({sched.steps_per_update} transitions = num_envs x segment/rollout length); raise env_steps")
+
+
+def schedule(config: TrainConfig, episode_length: int) -> Schedule:
+    """Derived sizes; the number of updates is rounded down to a multiple of the evaluation count."""
+    if config.algo == "apg":
+        k = config.segment_length or episode_length
+        actor_steps, critic_steps = 1, (config.critic_updates if config.bootstrap == "critic" else 0)
+    else:
+        k = config.rollout_length
+        actor_steps = critic_steps = config.ppo_epochs * config.num_minibatches
+    steps_per_update = config.num_envs * k
+    total_updates = config.env_steps // steps_per_update
+    num_chunks = max(min(config.num_evals, total_updates), 1)
+    return Schedule(steps_per_update, total_updates // num_chunks, num_chunks, k, actor_steps, critic_steps)

@@ -1,0 +1,40 @@
+"""The optimizer both learners use: Adam with global-norm clipping and a learning-rate schedule, and the
+guard that refuses non-finite updates."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+def make_optimizer(learning_rate: float, max_grad_norm: float, schedule: str, total_steps: int):
+    """``optax`` chain: clip by global norm, then Adam with the named schedule over ``total_steps``."""
+    if schedule == "constant":
+        lr = learning_rate
+    elif schedule == "linear":
+        lr = optax.linear_schedule(learning_rate, 0.0, max(total_steps, 1))
+    elif schedule == "cosine":
+        lr = optax.cosine_decay_schedule(learning_rate, max(total_steps, 1))
+    else:
+        raise ValueError(f"unknown lr schedule '{schedule}'; valid: {', '.join(SCHEDULES)}")
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(lr))
+
+
+def all_finite(tree) -> jax.Array:
+    leaves = jax.tree.leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def guarded_update(optimizer, grads, opt_state, params):
+    """Apply ``grads`` unless any entry is NaN/inf; then keep params and optimizer state unchanged.
+
+    Returns ``(params, opt_state, skipped)`` with ``skipped`` 1.0 when the update was refused."""
+    finite = all_finite(grads)
+    safe_grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
+    updates, new_opt_state = optimizer.update(safe_grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    keep = lambda new, old: jnp.where(finite, new, old)
+    return (jax.tree.map(keep, new_params, params), jax.tree.map(keep, new_opt_state, opt_state),
+            1.0 - finite.astype(jnp.float32))

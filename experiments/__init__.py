@@ -1,0 +1,1 @@
+"""Command-line entry points: ``run`` (one configuration, several seeds) and ``bench`` (throughput)."""
