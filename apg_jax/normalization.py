@@ -24,16 +24,23 @@ def init_stats(obs_size: int) -> RunningStats:
 
 
 def update_stats(stats: RunningStats, obs: jax.Array) -> RunningStats:
-    """Merge a batch ``obs [..., obs_size]`` into the running statistics."""
+    """Merge a batch ``obs [..., obs_size]`` into the running statistics.
+
+    Rows holding NaN/inf (an environment that blew up) are left out, so they cannot poison the
+    statistics of every later update."""
     batch = jax.lax.stop_gradient(obs).reshape(-1, stats.mean.shape[-1])
-    n = batch.shape[0]
-    batch_mean = jnp.mean(batch, axis=0)
-    batch_var = jnp.var(batch, axis=0)
+    valid = jnp.all(jnp.isfinite(batch), axis=-1, keepdims=True)
+    batch = jnp.where(valid, batch, 0.0)
+    n = jnp.sum(valid).astype(stats.mean.dtype)
+    batch_mean = jnp.sum(batch, axis=0) / jnp.maximum(n, 1.0)
+    batch_var = jnp.sum(jnp.where(valid, (batch - batch_mean) ** 2, 0.0), axis=0) / jnp.maximum(n, 1.0)
     total = stats.count + n
+    safe_total = jnp.maximum(total, 1.0)
     delta = batch_mean - stats.mean
-    mean = stats.mean + delta * n / total
-    m2 = stats.var * stats.count + batch_var * n + delta**2 * stats.count * n / total
-    return RunningStats(total, mean, m2 / total)
+    mean = stats.mean + delta * n / safe_total
+    m2 = stats.var * stats.count + batch_var * n + delta**2 * stats.count * n / safe_total
+    merged = RunningStats(total, mean, m2 / safe_total)
+    return jax.tree.map(lambda new, old: jnp.where(n > 0, new, old), merged, stats)
 
 
 def normalize(stats: RunningStats, obs: jax.Array) -> jax.Array:

@@ -143,7 +143,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule):
         env_state, n_bad = replace_nonfinite(segment.final_state, reset_state)
         state = state.replace(obs_stats=update_stats(state.obs_stats, segment.obs), env_state=env_state,
                               key=key)
-        metrics = {"actor_loss": loss, "critic_loss": critic_loss, "grad_norm": optax.global_norm(grads),
+        metrics = {"actor_loss": loss, "critic_loss": critic_loss, "grad_norm": optax.tree.norm(grads),
                    "skipped_updates": skipped + critic_skipped, "nonfinite_envs": n_bad.astype(jnp.float32),
                    "train_reward": jnp.mean(segment.rewards)}
         return state, metrics

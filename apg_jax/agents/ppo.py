@@ -107,7 +107,7 @@ def make_ppo(env: DiffEnv, config: TrainConfig, sched: Schedule):
         actor_params, actor_opt, skip_a = guarded_update(actor_optimizer, g_actor, actor_opt, actor_params)
         critic_params, critic_opt, skip_c = guarded_update(critic_optimizer, g_critic, critic_opt,
                                                            critic_params)
-        stats = {"loss": loss, **aux, "grad_norm": optax.global_norm(g_actor), "skipped": skip_a + skip_c}
+        stats = {"loss": loss, **aux, "grad_norm": optax.tree.norm(g_actor), "skipped": skip_a + skip_c}
         return (actor_params, critic_params, actor_opt, critic_opt), stats
 
     def update(state: PPOState):

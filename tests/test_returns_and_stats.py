@@ -1,0 +1,75 @@
+"""Hand-computed GAE / TD(lambda), running normalisation and the optimizer guard."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from apg_jax.agents.returns import compute_gae
+from apg_jax.normalization import init_stats, normalize, update_stats
+from apg_jax.optim import guarded_update, make_optimizer
+
+
+def test_gae_hand_computed():
+    gamma, lam = 0.9, 0.8
+    rewards = jnp.array([1.0, 2.0, 3.0])
+    values = jnp.array([0.5, 1.0, 1.5])
+    dones = jnp.array([0.0, 1.0, 0.0])  # episode ends after step 1; step 2 starts a new one
+    last_value = jnp.array(2.0)
+    adv, ret = compute_gae(rewards, values, dones, last_value, gamma, lam)
+    d2 = 3.0 + 0.9 * 2.0 - 1.5  # = 3.3
+    d1 = 2.0 - 1.0  # terminal: no bootstrap = 1.0
+    d0 = 1.0 + 0.9 * 1.0 - 0.5  # = 1.4
+    a2, a1 = d2, d1  # the episode boundary cuts the recursion
+    a0 = d0 + gamma * lam * a1
+    np.testing.assert_allclose(adv, [a0, a1, a2], rtol=1e-6)
+    np.testing.assert_allclose(ret, np.array([a0, a1, a2]) + values, rtol=1e-6)
+
+
+def test_td_lambda_one_is_monte_carlo_and_zero_is_td0():
+    rewards = jnp.array([[1.0], [0.5], [-1.0]])
+    values = jnp.array([[0.3], [0.2], [0.1]])
+    dones = jnp.zeros((3, 1))
+    last = jnp.array([4.0])
+    g = 0.5
+    _, ret1 = compute_gae(rewards, values, dones, last, g, 1.0)
+    np.testing.assert_allclose(ret1[0, 0], 1.0 + g * 0.5 + g**2 * -1.0 + g**3 * 4.0, rtol=1e-6)
+    _, ret0 = compute_gae(rewards, values, dones, last, g, 0.0)
+    np.testing.assert_allclose(ret0[:, 0], [1.0 + g * 0.2, 0.5 + g * 0.1, -1.0 + g * 4.0], rtol=1e-6)
+
+
+def test_running_stats_match_numpy_regardless_of_batching():
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(1000, 4)).astype(np.float32)
+    stats = init_stats(4)
+    for part in np.split(x, [10, 300, 301, 777]):
+        stats = update_stats(stats, jnp.asarray(part))
+    np.testing.assert_allclose(stats.mean, x.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(stats.var, x.var(0), rtol=1e-4)
+    z = normalize(stats, jnp.asarray(x))
+    np.testing.assert_allclose(np.mean(z, 0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(np.std(z, 0), 1.0, atol=1e-4)
+
+
+def test_running_stats_ignore_nonfinite_rows():
+    x = np.random.default_rng(1).normal(size=(50, 3)).astype(np.float32)
+    dirty = x.copy()
+    dirty[7, 1] = np.nan
+    dirty[9, 0] = np.inf
+    stats = update_stats(init_stats(3), jnp.asarray(dirty))
+    clean = np.delete(x, [7, 9], axis=0)
+    assert float(stats.count) == 48
+    np.testing.assert_allclose(stats.mean, clean.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(stats.var, clean.var(0), rtol=1e-4)
+    unchanged = update_stats(stats, jnp.full((4, 3), jnp.nan))
+    np.testing.assert_array_equal(unchanged.mean, stats.mean)
+
+
+def test_guard_refuses_nonfinite_gradients():
+    opt = make_optimizer(1e-2, 1.0, "constant", 10)
+    params = {"w": jnp.ones(3)}
+    state = opt.init(params)
+    p1, s1, skipped = guarded_update(opt, {"w": jnp.array([1.0, jnp.nan, 0.0])}, state, params)
+    assert float(skipped) == 1.0
+    np.testing.assert_array_equal(p1["w"], params["w"])
+    for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(state)):
+        np.testing.assert_array_equal(a, b)
+    p2, _, skipped = guarded_update(opt, {"w": jnp.array([1.0, -1.0, 0.0])}, state, params)
+    assert float(skipped) == 0.0 and not np.allclose(p2["w"], params["w"])
