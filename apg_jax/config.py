@@ -38,7 +38,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0  #: global-norm gradient clipping
     gamma: float = 0.99  #: discount
     # ----- APG
-    segment_length: int = 0  #: K steps per backpropagated segment; 0 = the task's full horizon
+    segment_length: int | None = None  #: K steps per backpropagated segment; None = the full horizon
     bootstrap: str = "mc"  #: mc (segment rewards only) | critic (+ gamma^K V(s_K))
     exploration_noise: bool = False  #: reparameterised Gaussian action noise (else deterministic)
     td_lambda: float = 0.95  #: lambda of the critic's TD(lambda) targets
@@ -66,7 +66,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        data = dict(data)
+        names = set(field_names())
+        data = {k: v for k, v in data.items() if k in names}  # run records add e.g. num_seeds
         data["hidden_sizes"] = tuple(data.get("hidden_sizes", cls.hidden_sizes))
         return cls().replace(**data)
 
@@ -116,10 +117,10 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         raise ConfigError(f"unknown algo '{config.algo}'; valid: {', '.join(ALGOS)}")
     if config.bootstrap not in BOOTSTRAPS:
         raise ConfigError(f"unknown bootstrap mode '{config.bootstrap}'; valid: {', '.join(BOOTSTRAPS)}")
-    if not 0 <= config.segment_length <= episode_length:
+    if config.segment_length is not None and not 1 <= config.segment_length <= episode_length:
         raise ConfigError(
             f"segment_length must be between 1 and the task's horizon {episode_length} "
-            f"(0 means the full horizon), got {config.segment_length}")
+            f"(or unset for the full horizon), got {config.segment_length}")
     positive = ["env_steps", "num_envs", "num_evals", "num_eval_envs", "rollout_length", "ppo_epochs",
                 "num_minibatches", "critic_updates", "learning_rate", "critic_learning_rate",
                 "max_grad_norm"]

@@ -23,7 +23,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--algo", default="apg", help="apg or ppo (default: apg)")
     p.add_argument("--seeds", type=int, default=1, help="number of seeds trained together (default: 1)")
     p.add_argument("--seed", type=int, default=None, help="first seed (default: 0)")
-    p.add_argument("--segment-length", type=int, default=None, help="APG segment length K; 0 = horizon")
+    p.add_argument("--segment-length", type=int, default=None, help="APG segment length K (default: the task's full horizon)")
     p.add_argument("--bootstrap", default=None, help="APG bootstrap mode: mc or critic")
     p.add_argument("--env-steps", type=float, default=None, help="training budget in env steps")
     p.add_argument("--out", default=None, help="output directory (default: runs/<task>-<algo>-...)")
@@ -63,7 +63,7 @@ def build_config(args: argparse.Namespace):
 def default_out_dir(config, num_seeds: int) -> str:
     name = f"{config.task}-{config.algo}"
     if config.algo == "apg":
-        name += f"-K{config.segment_length or 'H'}-{config.bootstrap}"
+        name += f"-K{config.segment_length or 'full'}-{config.bootstrap}"
     return os.path.join("runs", f"{name}-seed{config.seed}x{num_seeds}")
 
 

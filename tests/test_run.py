@@ -1,0 +1,92 @@
+"""The run command end to end: outputs, load_policy, resume, determinism, and invalid configurations."""
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from apg_jax import ConfigError, default_config, load_policy
+from apg_jax.evaluation import evaluate
+from apg_jax.envs import make
+from experiments import run as run_cli
+from experiments.runner import read_metrics, run_experiment
+
+TINY = ["--task", "pointmass1d", "--env-steps", "64000", "--set", "num_evals=4", "--set", "num_envs=32",
+        "--no-progress"]
+
+
+def test_cli_writes_outputs_and_policy_reproduces_eval(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli.main(TINY + ["--seeds", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "final evaluation over 2 seed(s)" in printed and str(out) in printed
+    for name in ("metrics.csv", "config.json", "summary.json", "policy.msgpack", "learning_curves.png",
+                 "policy.gif", "checkpoint.msgpack"):
+        assert (out / name).stat().st_size > 0, name
+    rows = read_metrics(str(out / "metrics.csv"))
+    assert {r["seed"] for r in rows} == {0, 1} and len(rows) == 2 * 5  # initial + 4 evaluations
+    assert all(rows[i]["env_steps"] <= rows[i + 2]["env_steps"] for i in range(len(rows) - 2))
+    config = json.loads((out / "config.json").read_text())
+    assert config["num_envs"] == 32 and config["algo"] == "apg"
+    # the loaded policy, run through the same evaluation protocol, gives the logged final return
+    env = make("pointmass1d")
+    for seed in (0, 1):
+        policy = load_policy(str(out), seed=seed)
+        eval_key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+        result = evaluate(env, policy, eval_key, config["num_eval_envs"])
+        logged = [r for r in rows if r["seed"] == seed][-1]
+        assert float(result["eval_return"]) == pytest.approx(logged["eval_return"], rel=1e-5)
+    action = load_policy(str(out))(np.zeros(3, np.float32))
+    assert action.shape == (1,) and -1 <= float(action[0]) <= 1
+    with pytest.raises(ValueError, match="not in run"):
+        load_policy(str(out), seed=5)
+    with pytest.raises(ValueError, match="observations of task"):
+        load_policy(str(out))(np.zeros((2, 4)))
+
+
+def strip_wall(rows):
+    """Rows without the wall-clock column, NaN (no training metric yet at step 0) made comparable."""
+    same = lambda v: "nan" if isinstance(v, float) and np.isnan(v) else v
+    return [{k: same(v) for k, v in r.items() if k != "wall_time_s"} for r in rows]
+
+
+def test_interrupted_run_resumes_to_the_same_result_and_same_seed_repeats(tmp_path):
+    config = default_config("pointmass1d", "ppo", env_steps=6 * 128 * 32, num_evals=6)
+    full = run_experiment(config, 2, str(tmp_path / "full"), progress=False, artifacts=False)
+    again = run_experiment(config, 2, str(tmp_path / "again"), progress=False, artifacts=False)
+    assert strip_wall(full.rows) == strip_wall(again.rows)  # same seed, same result
+    part = run_experiment(config, 2, str(tmp_path / "cut"), progress=False, max_chunks=2, artifacts=False)
+    assert max(r["chunk"] for r in part.rows) == 2
+    resumed = run_experiment(config, 2, str(tmp_path / "cut"), progress=False, artifacts=False)
+    assert strip_wall(resumed.rows) == strip_wall(full.rows)
+    assert strip_wall(read_metrics(str(tmp_path / "cut" / "metrics.csv"))) == strip_wall(full.rows)
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    config = default_config("pointmass1d", "apg", env_steps=64000, num_evals=2)
+    run_experiment(config, 1, str(tmp_path), progress=False, max_chunks=1, artifacts=False)
+    with pytest.raises(ConfigError, match="different configuration.*learning_rate"):
+        run_experiment(config.replace(learning_rate=0.1), 1, str(tmp_path), progress=False)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--segment-length", "0"], "segment_length must be between 1 and the task's horizon 100"),
+    (["--segment-length", "101"], "segment_length must be between 1"),
+    (["--bootstrap", "td"], "unknown bootstrap mode 'td'; valid: mc, critic"),
+    (["--env-steps", "0"], "env_steps must be positive"),
+    (["--env-steps", "100"], "less than one update"),
+    (["--task", "cartpole"], "unknown task 'cartpole'; valid tasks are: pointmass1d"),
+    (["--algo", "sac"], "unknown algo 'sac'"),
+    (["--set", "learning_rat=1"], "unknown config field"),
+    (["--seeds", "0"], "--seeds must be >= 1"),
+])
+def test_invalid_configurations_stop_before_compilation(args, message, tmp_path, monkeypatch, capsys):
+    def no_compilation(*a, **k):
+        raise AssertionError("compiled before validating")
+
+    monkeypatch.setattr(jax, "jit", no_compilation)
+    code = run_cli.main(["--task", "pointmass1d", "--no-progress", "--out", str(tmp_path / "x")] + args)
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x" / "checkpoint.msgpack")
