@@ -42,7 +42,7 @@ class TrainConfig:
     bootstrap: str = "mc"  #: mc (segment rewards only) | critic (+ gamma^K V(s_K))
     exploration_noise: bool = False  #: reparameterised Gaussian action noise (else deterministic)
     td_lambda: float = 0.95  #: lambda of the critic's TD(lambda) targets
-    critic_updates: int = 4  #: critic gradient steps per segment (full batch)
+    critic_updates: int = 4  #: critic minibatch steps per segment (together one pass over it)
     target_tau: float = 0.05  #: Polyak rate of the target critic
     # ----- PPO
     rollout_length: int = 32  #: steps per environment per PPO rollout

@@ -32,6 +32,7 @@ class Trainer(NamedTuple):
     schedule: Schedule
     actor: Any  #: flax Actor module
     init: Callable  #: key -> TrainState
+    update: Callable  #: learner state -> (learner state, metrics): one APG segment / PPO rollout
     chunk: Callable  #: TrainState -> (TrainState, metrics of scalars)
     evaluate: Callable  #: TrainState -> {"eval_return", "eval_success"}
     train: Callable  #: key -> (TrainState, metrics [num_chunks])
@@ -70,7 +71,7 @@ def make_trainer(config: TrainConfig) -> Trainer:
     def train(key):
         return jax.lax.scan(lambda s, _: chunk(s), init(key), None, length=sched.num_chunks)
 
-    return Trainer(env, config, sched, actor, init, chunk, evaluate_state, train)
+    return Trainer(env, config, sched, actor, init, learner_update, chunk, evaluate_state, train)
 
 
 def seed_keys(first_seed: int, num_seeds: int) -> jax.Array:

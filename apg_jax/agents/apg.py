@@ -8,7 +8,8 @@ ascends the segment objective
 
 differentiated end to end through ``env.step`` (and through ``s_K`` into the frozen critic). The discount
 restarts when an episode ends inside a segment, and an ended episode is not bootstrapped. In ``critic``
-mode the critic is then fitted to TD(lambda) targets from a slowly updated target critic. K equal to the
+mode the critic is then fitted to TD(lambda) targets from a slowly updated target critic (one shuffled
+pass over the segment in ``critic_updates`` minibatch steps). K equal to the
 horizon (synchronised episodes, so each segment is one whole episode) is plain full-horizon BPTT.
 """
 from __future__ import annotations
@@ -104,24 +105,30 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule):
                         critic_optimizer.init(critic_params), init_stats(env.observation_size),
                         reset_batch(env, k_env, n), key)
 
-    def fit_critic(state: APGState, segment: Segment):
+    def fit_critic(state: APGState, segment: Segment, key):
+        """One shuffled pass over the segment in ``critic_updates`` minibatch steps."""
         targets = critic_targets(critic, state.target_critic_params, state.obs_stats, segment,
-                                 config.gamma, config.td_lambda)
-        inputs = normalize(state.obs_stats, segment.obs)
+                                 config.gamma, config.td_lambda).reshape(-1)
+        inputs = normalize(state.obs_stats, segment.obs).reshape(targets.shape[0], -1)
+        size = targets.shape[0] // config.critic_updates
+        order = jax.random.permutation(key, targets.shape[0])[: size * config.critic_updates]
+        batches = (inputs[order].reshape(config.critic_updates, size, -1),
+                   targets[order].reshape(config.critic_updates, size))
 
-        def critic_step(carry, _):
+        def critic_step(carry, batch):
             params, opt = carry
-            loss, grads = jax.value_and_grad(lambda p: jnp.mean((critic.apply(p, inputs) - targets) ** 2))(params)
+            x, y = batch
+            loss, grads = jax.value_and_grad(lambda p: jnp.mean((critic.apply(p, x) - y) ** 2))(params)
             params, opt, skipped = guarded_update(critic_optimizer, grads, opt, params)
             return (params, opt), (loss, skipped)
 
-        (params, opt), (losses, skipped) = jax.lax.scan(
-            critic_step, (state.critic_params, state.critic_opt), None, length=config.critic_updates)
+        (params, opt), (losses, skipped) = jax.lax.scan(critic_step, (state.critic_params, state.critic_opt),
+                                                        batches)
         target = optax.incremental_update(params, state.target_critic_params, config.target_tau)
-        return params, opt, target, losses[-1], jnp.sum(skipped)
+        return params, opt, target, jnp.mean(losses), jnp.sum(skipped)
 
     def update(state: APGState):
-        key, k_reset, k_noise = jax.random.split(state.key, 3)
+        key, k_reset, k_noise, k_critic = jax.random.split(state.key, 4)
         reset_state = reset_batch(env, k_reset, n)
         noise = (jax.random.normal(k_noise, (k, n, env.action_size)) if config.exploration_noise
                  else jnp.zeros((k, n, env.action_size)))
@@ -138,7 +145,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule):
         state = state.replace(actor_params=actor_params, actor_opt=actor_opt)
         critic_loss, critic_skipped = jnp.zeros(()), jnp.zeros(())
         if use_critic:
-            params, opt, target, critic_loss, critic_skipped = fit_critic(state, segment)
+            params, opt, target, critic_loss, critic_skipped = fit_critic(state, segment, k_critic)
             state = state.replace(critic_params=params, critic_opt=opt, target_critic_params=target)
         env_state, n_bad = replace_nonfinite(segment.final_state, reset_state)
         state = state.replace(obs_stats=update_stats(state.obs_stats, segment.obs), env_state=env_state,
