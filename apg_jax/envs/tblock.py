@@ -1,0 +1,287 @@
+"""Task ``tblock``: a circular pusher pushes a T-shaped block onto a goal pose (Push-T style).
+
+Frame: top view, metres, workspace ``[-0.256, 0.256]^2`` (Push-T's 512 px at 1 mm per px), no gravity in
+the plane. The block's local frame has its origin at the middle of the bar's top edge, as in Push-T: bar
+``x in [-2s, 2s], y in [-s, 0]``, stem ``x in [-s/2, s/2], y in [-4s, -s]`` with unit ``s = 0.03 m``
+(the T hangs below its origin; Push-T's pixel frame has y pointing down).
+
+Physics state ``q = (px, py, pvx, pvy, bx, by, btheta, gx, gy, gtheta)``: pusher position and velocity
+[m, m/s], the block's reference-origin position [m] and angle [rad], and the goal pose of that origin.
+
+Model (defaults of ``TBlockParams``):
+- Block: uniform density, mass 0.1 kg; the centre of mass is where it really is,
+  ``y_c = -(0.0036 * 0.015 + 0.0027 * 0.075) / 0.0063 = -0.04071 m`` below the origin (1.357 s); moment of
+  inertia about it ``I = 1.932e-4 kg m^2`` (``block_mass_properties``, from the two rectangles).
+- Quasi-static sliding on the table (Push-T wipes the block's velocity every step; this is its smooth
+  version): viscous friction per unit area under uniform pressure, so the block's twist is proportional
+  to the wrench about its centre of mass, ``v = F / b_t``, ``omega = tau / b_r`` with ``b_t = 1 N s/m`` and
+  ``b_r = b_t I / m`` (the polar radius of gyration, 0.044 m, follows from the shape). The block
+  dissipates all the work the pusher does on it and stops as soon as it is no longer pushed.
+- Pusher: disc of radius 0.5 s = 0.015 m, kinematic like Push-T's: it tracks the action target through
+  ``a = 100 (target - p) - 20 v`` (critically damped, omega = 10 rad/s) and is not pushed back by the block.
+  The action ``u in [-1, 1]^2`` maps to the target ``u * (0.256 - 0.015)`` m.
+- Contact pusher-block: signed distance ``d`` from the pusher centre to the T, made smooth
+  (softplus-smoothed box distances, width 0.5 mm, joined by a smooth minimum of width 1 mm), penetration
+  ``pen = r - d``. Normal force ``f_n = k w softplus(pen / w) - c v_n sigmoid(pen / w)`` with
+  ``k = 200 N/m``, ``c = 0.2 N s/m``, ``w = 0.5 mm``, ``v_n = v . n``; tangential friction ``mu f_n tanh(v_t / v_eps)``,
+  ``mu = 0.3``, ``v_eps = 0.01 m/s``, with ``v`` the pusher's velocity (normal and tangential parts). The
+  block's own velocity is left out: fed back through an explicit substep, a stiff friction law would
+  oscillate, and in quasi-static pushing the block is slower than the pusher anyway.
+  Force and torque act at the contact point (the closest point of the T to the pusher centre).
+- Walls: the 8 vertices of the T are pushed back into the workspace by the same smoothed springs; the
+  pusher's rim by a smoothed spring of 1e4 1/s^2 (an acceleration: the pusher is kinematic).
+- Control at 10 Hz with 50 substeps of 2 ms (semi-implicit Euler for the pusher, explicit for the block).
+- Reward per step: ``-(10 * mean keypoint distance + 1 * gap + 0.01 |v_pusher|^2)``: keypoints are the 8
+  vertices of the T, matched with the goal's (distances smoothed as ``sqrt(d^2 + 1 mm^2) - 1 mm``); ``gap``
+  is the softplus-smoothed distance between the pusher's rim and the T, so the gradient leads the pusher
+  to the block before any contact.
+- ``coverage``: area of the block inside the goal T / the T's area, by a midpoint grid of 2 mm cells over
+  the goal T (1575 points). Exact for poses whose cells fall wholly in or out; otherwise the error is at
+  most the share of goal cells cut by the block's boundary (about 2 % of the area for a 2 mm grid).
+  Success at a step: coverage >= 0.95; an episode succeeds if any step does (as in Push-T).
+- Reset: block origin ``U([-0.15, 0.15]^2)``, angle ``U(-pi, pi)``; pusher ``U([-0.2, 0.2]^2)`` not
+  touching the block (the first of 16 draws that clears it by 1 cm); pusher at rest. Goal: origin at the
+  workspace centre, angle pi/4 (configurable). Horizon 300 steps (30 s).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from apg_jax.envs.base import DiffEnv
+from apg_jax.envs.smooth import contact_gate, soft_depth
+
+S = 0.03  #: m, the Push-T unit length (30 px)
+# The two rectangles of the T in the block frame: (centre x, centre y, half width, half height) [m].
+BOXES = np.array([[0.0, -0.5 * S, 2.0 * S, 0.5 * S], [0.0, -2.5 * S, 0.5 * S, 1.5 * S]])
+# The T's outline, counter-clockwise [m]; also the reward's keypoints and the wall contacts.
+VERTICES = S * np.array([[-2, 0], [-2, -1], [-0.5, -1], [-0.5, -4], [0.5, -4], [0.5, -1], [2, -1], [2, 0]],
+                        dtype=float)[::-1]
+
+
+def block_mass_properties(mass: float):
+    """Centre of mass ``[2]`` (block frame, m) and moment of inertia about it (kg m^2)."""
+    areas = 4 * BOXES[:, 2] * BOXES[:, 3]
+    masses = mass * areas / areas.sum()
+    com = (masses[:, None] * BOXES[:, :2]).sum(0) / mass
+    widths, heights = 2 * BOXES[:, 2], 2 * BOXES[:, 3]
+    inertia = np.sum(masses * (widths**2 + heights**2) / 12 + masses * np.sum((BOXES[:, :2] - com) ** 2, 1))
+    return com, float(inertia)
+
+
+def coverage_points(cell: float) -> np.ndarray:
+    """Midpoints ``[P, 2]`` of a ``cell``-metre grid over the T (block frame, m)."""
+    points = []
+    for cx, cy, hw, hh in BOXES:
+        xs = np.arange(cx - hw + cell / 2, cx + hw, cell)
+        ys = np.arange(cy - hh + cell / 2, cy + hh, cell)
+        points.append(np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2))
+    return np.concatenate(points)
+
+
+def rotation(theta):
+    c, s = jnp.cos(theta), jnp.sin(theta)
+    return jnp.array([[c, -s], [s, c]])
+
+
+def cross2(a, b):
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+@dataclasses.dataclass(frozen=True)
+class TBlockParams:
+    half_width: float = 0.256  #: m, walls at |x|, |y| = half_width
+    pusher_radius: float = 0.015  #: m
+    pusher_kp: float = 100.0  #: 1/s^2, PD stiffness of the pusher (per unit mass)
+    pusher_kd: float = 20.0  #: 1/s, PD damping of the pusher
+    block_mass: float = 0.1  #: kg
+    trans_resistance: float = 1.0  #: N s/m, b_t: block velocity = force / b_t
+    contact_stiffness: float = 200.0  #: N/m
+    contact_damping: float = 0.2  #: N s/m
+    pusher_wall_stiffness: float = 1e4  #: 1/s^2, wall spring on the pusher (acceleration per m)
+    contact_width: float = 0.0005  #: m, softplus smoothing of penetration
+    friction: float = 0.3  #: pusher-block friction coefficient
+    friction_speed: float = 0.01  #: m/s, tanh smoothing of the friction direction
+    sdf_width: float = 0.0005  #: m, smoothing of the box distances
+    union_width: float = 0.001  #: m, smooth minimum joining bar and stem
+    dt: float = 0.1  #: s per control step
+    substeps: int = 50
+    goal: tuple = (0.0, 0.0, np.pi / 4)  #: goal pose of the block origin (x, y, theta)
+    block_range: float = 0.15  #: m, block origin ~ U([-r, r]^2) at reset
+    pusher_range: float = 0.2  #: m, pusher ~ U([-r, r]^2) at reset
+    keypoint_weight: float = 10.0  #: reward per m of mean keypoint distance
+    reach_weight: float = 1.0  #: reward per m of pusher-to-block gap
+    effort_cost: float = 0.01  #: reward per (m/s)^2 of pusher speed
+    distance_eps: float = 0.001  #: m, smoothing of keypoint distances
+    coverage_cell: float = 0.002  #: m, grid of the coverage metric
+    success_coverage: float = 0.95
+    episode_length: int = 300
+
+
+class TBlock(DiffEnv):
+    name = "tblock"
+    Params = TBlockParams
+    state_dim = 10
+    action_size = 2
+    success_mode = "any"
+
+    def __init__(self, **overrides):
+        super().__init__(**overrides)
+        self.com, self.inertia = block_mass_properties(self.params.block_mass)  # block frame m, kg m^2
+        self.points = coverage_points(self.params.coverage_cell)
+
+    def validate_params(self):
+        super().validate_params()
+        p = self.params
+        if p.substeps < 1 or len(p.goal) != 3:
+            raise ValueError("substeps must be >= 1 and goal must be (x, y, theta)")
+        com, inertia = block_mass_properties(p.block_mass)
+        reach2 = np.max(np.sum((VERTICES - com) ** 2, axis=1)) * p.block_mass / inertia
+        stiffness = p.dt / p.substeps * p.contact_stiffness / p.trans_resistance * (1 + reach2)
+        if stiffness > 2.0:
+            raise ValueError(f"the contact is too stiff for the substep (dt k / b (1 + r^2/rho^2) = {stiffness:.2f}"
+                             " > 2): raise substeps or lower contact_stiffness")
+
+    # ----- geometry --------------------------------------------------------------------------------
+    def local_distance(self, x):
+        """Smooth distance [m] from ``x [2]`` (block frame) to the T (about 0 inside)."""
+        p = self.params
+        boxes = jnp.asarray(BOXES, x.dtype)
+        q = jnp.abs(x[None, :] - boxes[:, :2]) - boxes[:, 2:]
+        outside = soft_depth(q, p.sdf_width)
+        d = jnp.sqrt(jnp.sum(outside**2, axis=-1) + p.sdf_width**2) - p.sdf_width
+        return -p.union_width * jax.nn.logsumexp(-d / p.union_width)
+
+    def world_to_block(self, pose, x):
+        return rotation(pose[2]).T @ (x - pose[:2])
+
+    def vertices(self, pose):
+        """World positions ``[8, 2]`` of the T's vertices for block-origin pose ``(x, y, theta)``."""
+        return pose[:2] + jnp.asarray(VERTICES, pose.dtype) @ rotation(pose[2]).T
+
+    def coverage(self, q):
+        """Share of the goal T covered by the block (grid estimate, see module docstring)."""
+        goal_points = self.vertices_of(q[7:10], self.points)
+        local = (goal_points - q[4:6]) @ rotation(q[6])  # into the block frame
+        boxes = jnp.asarray(BOXES, q.dtype)
+        inside = jnp.all(jnp.abs(local[:, None, :] - boxes[None, :, :2]) <= boxes[None, :, 2:], axis=-1)
+        return jnp.mean(jnp.any(inside, axis=-1).astype(q.dtype))
+
+    @staticmethod
+    def vertices_of(pose, local_points):
+        return pose[:2] + jnp.asarray(local_points, pose.dtype) @ rotation(pose[2]).T
+
+    # ----- dynamics --------------------------------------------------------------------------------
+    def wall_depth(self, x, margin):
+        """Wall penetration [m] ``[..., 4]`` (walls +x, +y, -x, -y) of discs of radius ``margin`` at ``x``."""
+        L = self.params.half_width
+        return jnp.concatenate([x - (L - margin), -(L - margin) - x], axis=-1)
+
+    def block_twist(self, pose, force, torque):
+        """Quasi-static block velocity (origin velocity [2], angular velocity) for a wrench about the COM."""
+        p = self.params
+        v_com = force / p.trans_resistance
+        omega = torque / (p.trans_resistance * self.inertia / p.block_mass)
+        com_world = rotation(pose[2]) @ jnp.asarray(self.com, pose.dtype)
+        v_origin = v_com - omega * jnp.array([-com_world[1], com_world[0]])  # v_o = v_c + w x (o - c)
+        return v_origin, omega
+
+    def substep(self, state, target):
+        p = self.params
+        h = p.dt / p.substeps
+        pos, vel, pose = state[0:2], state[2:4], state[4:7]
+        R = rotation(pose[2])
+        com = pose[:2] + R @ jnp.asarray(self.com, pose.dtype)
+
+        # pusher - block contact
+        local = self.world_to_block(pose, pos)
+        dist, grad_local = jax.value_and_grad(self.local_distance)(local)
+        normal = R @ (grad_local / jnp.sqrt(jnp.sum(grad_local**2) + 1e-12))  # block -> pusher
+        pen = p.pusher_radius - dist
+        spring = p.contact_stiffness * soft_depth(pen, p.contact_width)
+        gate = contact_gate(pen, p.contact_width)
+        point = pos - normal * dist  # closest point of the T
+        # wall contacts of the block's vertices
+        verts = self.vertices(pose)
+        wall_raw = self.wall_depth(verts, 0.0)  # [8, 4]: +x, +y, -x, -y
+        wall_dirs = jnp.array([[-1.0, 0.0], [0.0, -1.0], [1.0, 0.0], [0.0, 1.0]], pose.dtype)
+        wall_f = p.contact_stiffness * soft_depth(wall_raw, p.contact_width)  # [8, 4]
+        wall_forces = wall_f @ wall_dirs  # [8, 2]
+        wall_force = jnp.sum(wall_forces, 0)
+        wall_torque = jnp.sum(cross2(verts - com, wall_forces))
+
+        # damping and friction from the pusher's velocity (the block, quasi-static, moves slower): no
+        # feedback from the block's own velocity, which would make the explicit substep unstable
+        tangent = jnp.array([-normal[1], normal[0]])
+        f_n = spring + p.contact_damping * (-jnp.dot(vel, normal)) * gate
+        f_t = p.friction * f_n * jnp.tanh(jnp.dot(vel, tangent) / p.friction_speed)
+        on_block = -f_n * normal + f_t * tangent
+        torque = cross2(point - com, on_block) + wall_torque
+        v_o, omega = self.block_twist(pose, on_block + wall_force, torque)
+
+        # pusher: kinematic PD tracking, walls keep its centre inside
+        pusher_wall = self.wall_depth(pos, p.pusher_radius)
+        wall_push = p.pusher_wall_stiffness * soft_depth(pusher_wall, p.contact_width) @ wall_dirs
+        acc = p.pusher_kp * (target - pos) - p.pusher_kd * vel + wall_push
+        vel = vel + h * acc
+        pos = pos + h * vel
+        pose = pose + h * jnp.concatenate([v_o, omega[None]])
+        return jnp.concatenate([pos, vel, pose, state[7:10]])
+
+    def physics_step(self, q, u):
+        p = self.params
+        u = jnp.clip(u, -1.0, 1.0)
+        target = u * (p.half_width - p.pusher_radius)
+        q_next = jax.lax.fori_loop(0, p.substeps, lambda _, s: self.substep(s, target), q)
+        return q_next, self.reward(q_next)
+
+    def reward(self, q):
+        p = self.params
+        diff = self.vertices(q[4:7]) - self.vertices(q[7:10])
+        keypoint = jnp.mean(jnp.sqrt(jnp.sum(diff**2, -1) + p.distance_eps**2) - p.distance_eps)
+        gap_raw = self.local_distance(self.world_to_block(q[4:7], q[0:2])) - p.pusher_radius
+        gap = soft_depth(gap_raw, 0.005)
+        return -(p.keypoint_weight * keypoint + p.reach_weight * gap + p.effort_cost * jnp.sum(q[2:4] ** 2))
+
+    # ----- task ------------------------------------------------------------------------------------
+    def sample_initial_q(self, key):
+        p = self.params
+        k_pos, k_angle, k_pusher = jax.random.split(key, 3)
+        origin = jax.random.uniform(k_pos, (2,), minval=-p.block_range, maxval=p.block_range)
+        angle = jax.random.uniform(k_angle, (), minval=-jnp.pi, maxval=jnp.pi)
+        pose = jnp.concatenate([origin, angle[None]])
+        candidates = jax.random.uniform(k_pusher, (16, 2), minval=-p.pusher_range, maxval=p.pusher_range)
+        clearance = jax.vmap(lambda x: self.local_distance(self.world_to_block(pose, x)))(candidates)
+        clear = clearance > p.pusher_radius + 0.01
+        pusher = candidates[jnp.where(jnp.any(clear), jnp.argmax(clear), jnp.argmax(clearance))]
+        goal = jnp.asarray(p.goal, pose.dtype)
+        return jnp.concatenate([pusher, jnp.zeros(2, pose.dtype), pose, goal])
+
+    def observe(self, q):
+        """``(pusher xy, pusher v, block xy, cos, sin, block xy - goal xy, cos, sin of angle error,
+        pusher xy - block xy)``: 14 values."""
+        err = q[6] - q[9]
+        trig = lambda a: jnp.stack([jnp.cos(a), jnp.sin(a)])
+        return jnp.concatenate([q[0:4], q[4:6], trig(q[6]), q[4:6] - q[7:9], trig(err), q[0:2] - q[4:6]])
+
+    def success(self, q):
+        return (self.coverage(q) >= self.params.success_coverage).astype(q.dtype)
+
+    def draw(self, ax, q):
+        import matplotlib.patches as patches
+
+        p = self.params
+        L = p.half_width
+        ax.set_xlim(-L, L)
+        ax.set_ylim(-L, L)
+        ax.set_aspect("equal")
+        ax.add_patch(patches.Rectangle((-L, -L), 2 * L, 2 * L, fill=False, lw=2, color="k"))
+        goal_outline = np.asarray(self.vertices(jnp.asarray(q[7:10])))
+        block_outline = np.asarray(self.vertices(jnp.asarray(q[4:7])))
+        ax.add_patch(patches.Polygon(goal_outline, closed=True, fill=False, ec="tab:green", lw=2))
+        ax.add_patch(patches.Polygon(block_outline, closed=True, color="tab:gray", alpha=0.85))
+        ax.add_patch(patches.Circle((q[0], q[1]), p.pusher_radius, color="tab:blue"))
+        ax.set_title(f"coverage {float(self.coverage(jnp.asarray(q))):.2f}", fontsize=8)
