@@ -1,0 +1,154 @@
+"""Physical, metric and gradient checks of the T-block pushing task."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from apg_jax import envs
+from apg_jax.envs.tblock import BOXES, S, VERTICES, block_mass_properties
+from gradcheck import fd_jacobian, relative_error
+
+ENV = envs.make("tblock")
+REACH = ENV.params.half_width - ENV.params.pusher_radius  # action 1 = this target coordinate [m]
+
+
+def drive(q, targets):
+    """Roll ``targets [T, 2]`` (metres) through physics_step; returns the states ``[T, 10]``."""
+    step = lambda q, t: (ENV.physics_step(q, t / REACH)[0],) * 2
+    return jax.jit(lambda q, ts: jax.lax.scan(step, q, ts)[1])(q, jnp.asarray(targets))
+
+
+def state(pusher, block, goal=(0.0, 0.0, np.pi / 4), pusher_vel=(0.0, 0.0)):
+    return jnp.array([*pusher, *pusher_vel, *block, *goal], dtype=jnp.float32)
+
+
+def test_mass_properties_of_the_t():
+    com, inertia = block_mass_properties(0.1)
+    np.testing.assert_allclose(com, [0.0, -(0.0036 * 0.015 + 0.0027 * 0.075) / 0.0063], rtol=1e-12)
+    # parallel-axis sum over bar (0.12 x 0.03, 0.0571 kg) and stem (0.03 x 0.09, 0.0429 kg)
+    m_bar, m_stem = 0.1 * 0.0036 / 0.0063, 0.1 * 0.0027 / 0.0063
+    expected = (m_bar * (0.12**2 + 0.03**2) / 12 + m_bar * (-0.015 - com[1]) ** 2
+                + m_stem * (0.03**2 + 0.09**2) / 12 + m_stem * (-0.075 - com[1]) ** 2)
+    assert inertia == pytest.approx(expected, rel=1e-12)
+
+
+def test_unpushed_block_stays_at_rest():
+    q = state((0.2, 0.2), (0.0, 0.0, 0.3))  # pusher far away, parked
+    traj = drive(q, np.tile([0.2, 0.2], (30, 1)))
+    np.testing.assert_allclose(traj[-1, 4:7], q[4:7], atol=1e-7)
+
+
+def test_centre_push_translates_without_turning_and_off_centre_push_turns():
+    centre = drive(state((0.0, 0.05), (0.0, 0.0, 0.0)), np.tile([0.0, -0.04], (12, 1)))
+    assert float(centre[-1, 5]) < -0.05  # pushed down by more than 5 cm
+    assert abs(float(centre[-1, 4])) < 1e-6 and abs(float(centre[-1, 6])) < 1e-6
+    right = drive(state((0.04, 0.05), (0.0, 0.0, 0.0)), np.tile([0.04, -0.04], (12, 1)))
+    left = drive(state((-0.04, 0.05), (0.0, 0.0, 0.0)), np.tile([-0.04, -0.04], (12, 1)))
+    # pushing down on the right half of the bar turns the block clockwise (negative angle), mirror on left
+    assert float(right[-1, 6]) < -0.1
+    np.testing.assert_allclose(left[-1, 6], -right[-1, 6], rtol=1e-4)
+    np.testing.assert_allclose(left[-1, 4], -right[-1, 4], rtol=1e-3, atol=1e-7)
+
+
+def test_no_energy_gain_block_moves_no_farther_than_pusher_and_stops():
+    q = state((0.0, 0.05), (0.0, 0.0, 0.0))
+    pushed = drive(q, np.tile([0.0, -0.02], (10, 1)))
+    pusher_advance = 0.05 - float(pushed[-1, 1])
+    block_advance = -float(pushed[-1, 5])
+    assert 0.0 < block_advance <= pusher_advance
+    retreat = drive(pushed[-1], np.tile([0.0, 0.2], (10, 1)))
+    assert abs(float(retreat[-1, 5] - pushed[-1, 5])) < 1e-4  # no rebound, no coasting
+    # dissipative contact: the work done on the block, F.v + tau.omega = |F|^2/b_t + tau^2/b_r >= 0,
+    # shows as the block only ever moving along the push (never back towards the pusher)
+    assert np.all(np.diff(np.asarray(pushed[:, 5])) <= 1e-7)
+
+
+@pytest.mark.parametrize("angle", [0.0, np.pi / 2])
+def test_full_speed_pusher_never_tunnels_through_the_block(angle):
+    """The target jumps across the block at full action; the pusher must carry the block, not pass it."""
+    block = (0.0, 0.06, angle)
+    start = (-0.2, 0.0) if angle == 0 else (-0.2, 0.02)
+    traj = np.asarray(drive(state(start, block), np.tile([REACH, 0.0], (20, 1))))
+    for q in traj:
+        local = np.asarray(ENV.world_to_block(jnp.asarray(q[4:7]), jnp.asarray(q[0:2])))
+        inside = np.any(np.all(np.abs(local[None] - BOXES[:, :2]) <= BOXES[:, 2:], axis=-1))
+        assert not inside, "pusher centre inside the T"
+    assert float(traj[-1, 4]) > 0.05  # the block was carried along to the right
+
+
+def test_walls_hold_block_and_pusher():
+    q = state((0.0, -0.05), (0.0, 0.1, 0.0))
+    traj = np.asarray(drive(q, np.tile([0.0, REACH], (40, 1))))
+    verts = np.asarray(jax.vmap(ENV.vertices)(jnp.asarray(traj[:, 4:7])))
+    assert verts[..., 1].max() < ENV.params.half_width + 0.01
+    assert traj[:, 1].max() < ENV.params.half_width
+
+
+def test_coverage_known_values():
+    goal = (0.0, 0.0, np.pi / 4)
+    at_goal = state((0.2, 0.2), goal)
+    assert float(ENV.coverage(at_goal)) == pytest.approx(1.0, abs=1e-6)
+    assert float(ENV.success(at_goal)) == 1.0
+    assert float(ENV.coverage(state((0.2, 0.2), (0.2, -0.2, 0.0)))) == 0.0
+    # shifted by one stem width along the stem (block-frame -y): overlap is the stem's lower two units
+    # plus the bar's middle unit: 3 s^2 of 7 s^2
+    R = np.array([[np.cos(goal[2]), -np.sin(goal[2])], [np.sin(goal[2]), np.cos(goal[2])]])
+    down = R @ np.array([0.0, -S])
+    assert float(ENV.coverage(state((0.2, 0.2), (down[0], down[1], goal[2])))) == pytest.approx(3 / 7, abs=1e-6)
+    side = R @ np.array([S, 0.0])  # one unit sideways: bars overlap 3 s^2, stems not at all
+    assert float(ENV.coverage(state((0.2, 0.2), (side[0], side[1], goal[2])))) == pytest.approx(3 / 7, abs=1e-6)
+    half = R @ np.array([S / 2, 0.0])  # half a unit (7.5 cells, off the grid): 3.5 + 1.5 = 5 s^2 of 7
+    q_half = state((0.2, 0.2), (half[0], half[1], goal[2]))
+    assert float(ENV.coverage(q_half)) == pytest.approx(5 / 7, abs=0.02)
+    assert float(ENV.success(q_half)) == 0.0
+
+
+def test_coverage_grid_error_is_within_stated_bound_for_rotated_poses():
+    """Against a 0.25 mm grid (error << 1 %), the 2 mm grid is within 2 % of the area."""
+    fine = envs.make("tblock", coverage_cell=0.00025)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        pose = (rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02), np.pi / 4 + rng.uniform(-0.4, 0.4))
+        q = state((0.2, 0.2), pose)
+        assert abs(float(ENV.coverage(q)) - float(fine.coverage(q))) < 0.02
+
+
+def test_reset_places_pusher_clear_of_block():
+    qs = jax.vmap(ENV.reset)(jax.random.split(jax.random.PRNGKey(0), 256)).pipeline_state
+    dist = jax.vmap(lambda q: ENV.local_distance(ENV.world_to_block(q[4:7], q[0:2])))(qs)
+    assert float(jnp.min(dist)) > ENV.params.pusher_radius
+    assert float(jnp.max(jnp.abs(qs[:, 4:6]))) <= ENV.params.block_range
+
+
+def contact_state():
+    """Pusher pressing on the bar's right half, moving; block tilted: a generic state in contact."""
+    return jnp.array([0.03, 0.0165, 0.05, -0.3, 0.0, 0.0, 0.1, 0.0, 0.0, np.pi / 4])
+
+
+def test_gradients_in_contact_match_finite_differences():
+    with jax.enable_x64(True):
+        q = contact_state().astype(jnp.float64)
+        local = ENV.world_to_block(q[4:7], q[0:2])
+        assert float(ENV.local_distance(local)) < ENV.params.pusher_radius  # really in contact
+        u = jnp.array([0.12, -0.2]) / REACH
+        for out in (0, 1):
+            f_q = lambda q_: ENV.physics_step(q_, u)[out]
+            f_u = lambda u_: ENV.physics_step(q, u_)[out]
+            assert relative_error(jax.jacfwd(f_q)(q), fd_jacobian(f_q, q, eps=1e-7)) < 1e-5
+            assert relative_error(jax.jacfwd(f_u)(u), fd_jacobian(f_u, u, eps=1e-7)) < 1e-5
+
+
+def test_rollout_gradient_through_contact_matches_finite_differences():
+    with jax.enable_x64(True):
+        q0 = contact_state().astype(jnp.float64)
+        actions = jnp.tile(jnp.array([0.05, -0.15]) / REACH, (32, 1))
+        actions = actions + 0.05 * jax.random.normal(jax.random.PRNGKey(0), actions.shape)
+
+        def ret(a):
+            return jnp.sum(jax.lax.scan(lambda q, u: ENV.physics_step(q, u), q0, a)[1])
+
+        traj = drive(q0, actions * REACH)
+        assert float(jnp.max(jnp.abs(traj[:, 6] - q0[6]))) > 0.05  # the block really moved
+        grad = jax.jit(jax.grad(ret))(actions)
+        fd = fd_jacobian(jax.jit(ret), actions, eps=1e-7).reshape(actions.shape)
+        assert relative_error(grad, fd) < 1e-5
