@@ -10,6 +10,28 @@ import jax.numpy as jnp
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "elu": nn.elu, "swish": nn.swish}
 
 
+def orthogonal(scale: float = 1.0, iterations: int = 60):
+    """Orthogonal initialiser without LAPACK: the polar factor of a Gaussian matrix (Haar-distributed),
+    computed by Newton-Schulz iterations ``X <- 1.5 X - 0.5 X X^T X`` (matrix products only).
+
+    flax's own orthogonal initialiser calls a batched QR when parameter initialisation is vmapped over
+    seeds; on small CPUs that LAPACK call deadlocked (jaxlib 0.10.2's ParallelBatchMap waiting on its own
+    thread pool). Returns a flax initialiser for 2-D kernels ``[fan_in, fan_out]``."""
+
+    def init(key, shape, dtype=jnp.float32):
+        rows, cols = shape
+        x = jax.random.normal(key, (max(rows, cols), min(rows, cols)), dtype)
+        x = x / jnp.linalg.norm(x)  # singular values in (0, 1]: inside the iteration's basin
+
+        def newton_schulz(_, x):
+            return 1.5 * x - 0.5 * x @ (x.T @ x)
+
+        q = jax.lax.fori_loop(0, iterations, newton_schulz, x)
+        return scale * (q if rows >= cols else q.T)
+
+    return init
+
+
 class MLP(nn.Module):
     """Fully connected trunk ``[..., in] -> [..., out_size]`` with orthogonal initialisation."""
 
@@ -22,8 +44,8 @@ class MLP(nn.Module):
     def __call__(self, x):
         act = ACTIVATIONS[self.activation]
         for size in self.hidden_sizes:
-            x = act(nn.Dense(size, kernel_init=nn.initializers.orthogonal(jnp.sqrt(2.0)))(x))
-        return nn.Dense(self.out_size, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+            x = act(nn.Dense(size, kernel_init=orthogonal(jnp.sqrt(2.0)))(x))
+        return nn.Dense(self.out_size, kernel_init=orthogonal(self.out_scale))(x)
 
 
 class Actor(nn.Module):

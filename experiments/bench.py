@@ -13,8 +13,6 @@ import os
 import sys
 import time
 
-from experiments import configure_xla_cpu
-
 
 def timed(fn, arg, repeats: int) -> float:
     import jax
@@ -79,7 +77,6 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default=None, choices=["cpu", "gpu", "cuda"])
     args = p.parse_args(argv)
-    configure_xla_cpu()
     if args.device:
         os.environ["JAX_PLATFORMS"] = "cuda" if args.device in ("gpu", "cuda") else "cpu"
     import jax

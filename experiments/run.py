@@ -15,8 +15,6 @@ import ast
 import os
 import sys
 
-from experiments import configure_xla_cpu
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__,
@@ -71,7 +69,6 @@ def default_out_dir(config, num_seeds: int) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    configure_xla_cpu()
     if args.device:  # must be set before JAX initialises its backends
         os.environ["JAX_PLATFORMS"] = "cuda" if args.device in ("gpu", "cuda") else "cpu"
     from apg_jax.config import ConfigError
