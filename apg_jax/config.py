@@ -81,9 +81,9 @@ DEFAULTS: dict[tuple[str, str], dict] = {
     ("pointmass1d", "apg"): dict(env_steps=1_000_000, num_envs=64, learning_rate=3e-3),
     ("pointmass1d", "ppo"): dict(env_steps=3_000_000, num_envs=128, learning_rate=1e-3, lr_schedule="linear",
                                  init_log_std=-1.0, reward_scale=10.0),
-    ("pointmass2d", "apg"): dict(env_steps=4_000_000, num_envs=64, learning_rate=1e-3, segment_length=50,
-                                 bootstrap="critic"),
-    ("pointmass2d", "ppo"): dict(env_steps=10_000_000, num_envs=256, learning_rate=1e-3),
+    ("pointmass2d", "apg"): dict(env_steps=3_000_000, num_envs=64, learning_rate=1e-3, segment_length=50),
+    ("pointmass2d", "ppo"): dict(env_steps=6_000_000, num_envs=128, learning_rate=1e-3, lr_schedule="linear",
+                                 init_log_std=-1.0, reward_scale=10.0),
 }
 
 
