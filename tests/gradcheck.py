@@ -7,6 +7,7 @@ import numpy as np
 def fd_jacobian(fn, x, eps=1e-6):
     """Central-difference Jacobian of ``fn: R^n -> R^m`` at ``x``: ``[m, n]`` (``[n]`` for scalar fn)."""
     x = np.asarray(x, dtype=np.float64)
+    fn = jax.jit(fn)  # compiled once: eager control flow would recompile on every evaluation
     columns = []
     for i in range(x.size):
         dx = np.zeros_like(x)

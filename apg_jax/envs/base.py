@@ -58,6 +58,8 @@ class DiffEnv(brax_base.Env):
     state_dim: ClassVar[int]
     #: how an episode's success is judged from the per-step flags: "final" (last step) or "any".
     success_mode: ClassVar[str] = "final"
+    #: matplotlib projection of the axes ``draw`` expects (None: 2-D, "3d": 3-D)
+    render_projection: ClassVar[str | None] = None
 
     def __init__(self, **overrides):
         self.params = build_params(self.Params, self.name, overrides)

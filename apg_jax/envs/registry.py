@@ -4,11 +4,12 @@ from __future__ import annotations
 from brax import envs as brax_envs
 
 from apg_jax.envs.base import DiffEnv
+from apg_jax.envs.franka import Franka
 from apg_jax.envs.pointmass1d import PointMass1D
 from apg_jax.envs.pointmass2d import PointMass2D
 from apg_jax.envs.tblock import TBlock
 
-TASKS: dict[str, type[DiffEnv]] = {cls.name: cls for cls in (PointMass1D, PointMass2D, TBlock)}
+TASKS: dict[str, type[DiffEnv]] = {cls.name: cls for cls in (PointMass1D, PointMass2D, TBlock, Franka)}
 
 
 def make(name: str, **overrides) -> DiffEnv:

@@ -21,7 +21,8 @@ def render(env: DiffEnv, states, size_px: int = 320, title: str | None = None) -
     if states.ndim != 2 or states.shape[1] != env.state_dim:
         raise ValueError(f"states must have shape [T, {env.state_dim}], got {states.shape}")
     dpi = 80
-    fig, ax = plt.subplots(figsize=(size_px / dpi, size_px / dpi), dpi=dpi)
+    fig, ax = plt.subplots(figsize=(size_px / dpi, size_px / dpi), dpi=dpi,
+                           subplot_kw={"projection": env.render_projection})
     fig.subplots_adjust(left=0.17, right=0.95, bottom=0.15, top=0.9)  # fixed: frames stay aligned
     frames = []
     try:
