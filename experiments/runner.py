@@ -34,6 +34,8 @@ class RunResult:
     final_success: float
     compile_time_s: float
     wall_time_s: float
+    chunks_run: int = 0  #: chunks trained by this call
+    finished: bool = False  #: the whole budget is done
 
 
 def metric_rows(config: TrainConfig, sched, chunk: int, updates: int, wall: float, metrics: dict,
@@ -101,7 +103,7 @@ def run_experiment(config: TrainConfig, num_seeds: int, out_dir: str, progress: 
     metrics_path = os.path.join(out_dir, METRICS)
 
     t0 = time.perf_counter()
-    state = init(keys)
+    state = shard_seeds(init(keys))
     restored = load_checkpoint(out_dir, state)
     compiled = chunk_fn.lower(state).compile()
     evaluate = jax.jit(jax.vmap(trainer.evaluate))
@@ -112,6 +114,7 @@ def run_experiment(config: TrainConfig, num_seeds: int, out_dir: str, progress: 
         write_metrics(metrics_path, rows)
     else:
         state, done, wall = restored
+        state = shard_seeds(state)
         rows = [r for r in read_metrics(metrics_path) if r["chunk"] <= done]
 
     todo = sched.num_chunks - done if max_chunks is None else min(max_chunks, sched.num_chunks - done)
@@ -134,10 +137,24 @@ def run_experiment(config: TrainConfig, num_seeds: int, out_dir: str, progress: 
 
     last = [r for r in rows if r["chunk"] == done]
     result = RunResult(out_dir, rows, float(np.mean([r["eval_return"] for r in last])),
-                       float(np.mean([r["eval_success"] for r in last])), compile_time, wall)
+                       float(np.mean([r["eval_success"] for r in last])), compile_time, wall, todo,
+                       done == sched.num_chunks)
     if done == sched.num_chunks and artifacts:
         write_artifacts(trainer, state, rows, result, num_seeds)
     return result
+
+
+def shard_seeds(tree):
+    """Place a batched train state (leading axis: seeds) across the local devices, split along the seed
+    axis, when there are several and they divide the number of seeds; ``jit(vmap(...))`` then runs each
+    device's seeds there. On one device (or an uneven split) the tree is returned unchanged."""
+    devices = jax.local_devices()
+    num_seeds = jax.tree.leaves(tree)[0].shape[0]
+    if len(devices) < 2 or num_seeds % len(devices):
+        return tree
+    mesh = jax.sharding.Mesh(np.array(devices), ("seed",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed"))
+    return jax.device_put(tree, sharding)
 
 
 def _progress(enabled: bool, total: int, done: int, config: TrainConfig):
