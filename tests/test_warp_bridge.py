@@ -1,0 +1,117 @@
+"""Parity of the Warp-PyTorch bridge with the JAX tasks: forward, VJPs, rollout gradients, bad input.
+
+Runs on CPU in CI; on a machine with CUDA the same tests also run on ``cuda`` (parameter ``device``).
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import warp_bridge
+from apg_jax import envs
+from gradcheck import relative_error
+
+TASKS = ["pointmass1d", "pointmass2d"]
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def batch(env, n, seed):
+    qs = jax.vmap(lambda k: env.physics_state(env.reset(k)))(jax.random.split(jax.random.PRNGKey(seed), n))
+    # start some environments inside obstacles/walls so that contact is exercised
+    qs = qs.at[: n // 4, 0].set(jnp.linspace(-1.02, 0.2, n // 4)) if env.state_dim == 7 else qs
+    us = jax.random.uniform(jax.random.PRNGKey(seed + 1), (n, env.action_size), minval=-1.3, maxval=1.3)
+    return qs, us
+
+
+def to_torch(x, device, grad=False):
+    return torch.tensor(np.asarray(x), device=device, requires_grad=grad)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("task", TASKS)
+def test_forward_matches_jax_physics_step(task, device):
+    sim, env = warp_bridge.make(task, device=device), envs.make(task)
+    qs, us = batch(env, 256, 0)
+    q_next, reward = jax.vmap(env.physics_step)(qs, us)
+    wq, wr = sim.step(to_torch(qs, device), to_torch(us, device))
+    for ours, ref in ((wq, q_next), (wr, reward)):
+        ours, ref = ours.cpu().numpy(), np.asarray(ref)
+        assert np.max(np.abs(ours - ref) / (np.abs(ref) + 1e-3)) < 1e-5
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("task", TASKS)
+def test_vector_jacobian_products_match_jax(task, device):
+    sim, env = warp_bridge.make(task, device=device), envs.make(task)
+    qs, us = batch(env, 128, 1)
+    rng = np.random.default_rng(2)
+    g_q = rng.normal(size=qs.shape).astype(np.float32)
+    g_r = rng.normal(size=(qs.shape[0],)).astype(np.float32)
+    _, vjp = jax.vjp(jax.vmap(env.physics_step), qs, us)
+    ref_q, ref_u = vjp((jnp.asarray(g_q), jnp.asarray(g_r)))
+    q_t, u_t = to_torch(qs, device, True), to_torch(us, device, True)
+    wq, wr = sim.step(q_t, u_t)
+    ((wq * to_torch(g_q, device)).sum() + (wr * to_torch(g_r, device)).sum()).backward()
+    assert relative_error(q_t.grad.cpu().numpy(), ref_q) < 1e-4
+    assert relative_error(u_t.grad.cpu().numpy(), ref_u) < 1e-4
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("task", TASKS)
+def test_rollout_return_gradient_matches_jax(task, device):
+    sim, env = warp_bridge.make(task, device=device), envs.make(task)
+    qs, _ = batch(env, 16, 3)
+    actions = jax.random.uniform(jax.random.PRNGKey(4), (32, 16, env.action_size), minval=-1.0, maxval=1.0)
+
+    def jax_return(q0, a):
+        def body(q, u):
+            q, r = jax.vmap(env.physics_step)(q, u)
+            return q, r
+
+        return jnp.sum(jax.lax.scan(body, q0, a)[1])
+
+    ref_q, ref_u = jax.grad(jax_return, argnums=(0, 1))(qs, actions)
+    q_t, a_t = to_torch(qs, device, True), to_torch(actions, device, True)
+    _, rewards = sim.rollout(q_t, a_t)
+    rewards.sum().backward()
+    assert relative_error(a_t.grad.cpu().numpy(), ref_u) < 1e-3
+    assert relative_error(q_t.grad.cpu().numpy(), ref_q) < 1e-3
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_adapter_gradcheck(task):
+    """float32 kernels: torch's gradcheck with finite-difference step 1e-3 and tolerance 2e-2."""
+    sim, env = warp_bridge.make(task), envs.make(task)
+    qs, us = batch(env, 4, 5)
+    us = us * 0.5  # away from the clip kinks
+    q_t, u_t = to_torch(qs, "cpu", True), to_torch(us, "cpu", True)
+    with pytest.warns(UserWarning):  # gradcheck warns about float32 inputs
+        assert torch.autograd.gradcheck(lambda q, u: sim.step(q, u), (q_t, u_t), eps=1e-3, atol=2e-2, rtol=2e-2)
+
+
+def test_inputs_without_grad_and_bad_input():
+    sim = warp_bridge.make("pointmass2d")
+    q = torch.zeros(3, 7)
+    q[:, 0:2] = 0.6  # free space
+    q[:, 4] = 0.5
+    q_next, reward = sim.step(q, torch.ones(3, 2))
+    assert not q_next.requires_grad and torch.all(q_next[:, 2] > 0)  # pushed along +x
+    with pytest.raises(ValueError, match=r"shape \[N, 2\]"):
+        sim.step(q, torch.ones(3, 3))
+    with pytest.raises(ValueError, match="float32"):
+        sim.step(q.double(), torch.ones(3, 2))
+    with pytest.raises(ValueError, match="same batch size"):
+        sim.step(q, torch.ones(4, 2))
+    with pytest.raises(ValueError, match="this sim was made for"):
+        warp_bridge.make("pointmass2d", device="cuda").step(q, torch.ones(3, 2))
+    with pytest.raises(ValueError, match="available: pointmass1d"):
+        warp_bridge.make("nosuchtask")
+
+
+def test_constants_come_from_the_jax_task():
+    env = envs.make("pointmass1d", force_scale=2.0)
+    sim = warp_bridge.make("pointmass1d", force_scale=2.0)
+    q, u = jnp.array([[0.0, 0.0, 0.5]]), jnp.array([[1.0]])
+    ref = jax.vmap(env.physics_step)(q, u)[0]
+    np.testing.assert_allclose(sim.step(to_torch(q, "cpu"), to_torch(u, "cpu"))[0].numpy(), ref, rtol=1e-6)
