@@ -4,7 +4,7 @@
     q_next, reward = sim.step(q, u)            # q [N, state_dim], u [N, action_size], float32 tensors
     qs, rewards = sim.rollout(q, us)           # us [K, N, action_size]: K steps on one Warp tape
 
-Both are differentiable with respect to ``q`` and ``u``. Tasks so far: pointmass1d, pointmass2d.
+Both are differentiable with respect to ``q`` and ``u``. Tasks so far: pointmass1d, pointmass2d, tblock.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class WarpSim:
         if task not in FACTORIES:
             raise ValueError(f"no Warp kernels for task '{task}' yet; available: {', '.join(FACTORIES)}")
         self.env = envs.make(task, **overrides)  # the constants' single source
-        self.task = FACTORIES[task](self.env.params)
+        self.task = FACTORIES[task](self.env)
         self.device = torch.device(device)
         self.state_dim, self.action_size = self.task.state_dim, self.task.action_size
 
