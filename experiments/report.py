@@ -102,7 +102,9 @@ def summarize(runs: list[Run]) -> dict:
         best = max(float(r.curve("eval_return")[:, -1].mean()) for r in mine)
         threshold = initial + THRESHOLD_FRACTION * (best - initial)
         entries = []
-        for run in sorted(mine, key=lambda r: r.name):
+        horizon = _horizon(task)
+        order = lambda r: (r.config["algo"], r.config.get("segment_length") or horizon, r.config.get("bootstrap"))
+        for run in sorted(mine, key=order):
             ret, suc = run.curve("eval_return"), run.curve("eval_success")
             mean_return = ret.mean(0)
             ret_mean, ret_ci = mean_ci(ret[:, -1])
@@ -126,7 +128,7 @@ def summarize(runs: list[Run]) -> dict:
                 mine_ = e[f"{key}_to_threshold"]
                 e[f"{key}_ratio_to_ppo"] = mine_ / ref if (mine_ is not None and ref) else None
         out[task] = {"initial_return": initial, "best_final_return": best, "threshold": threshold,
-                     "horizon": _horizon(task), "configurations": entries}
+                     "horizon": horizon, "configurations": entries}
     return out
 
 
@@ -181,15 +183,16 @@ def plot_ablation(summary: dict, task: str, path: str) -> str | None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for bootstrap in sorted({e["bootstrap"] for e in entries}):
+    for n, bootstrap in enumerate(sorted({e["bootstrap"] for e in entries})):
+        color = f"C{n}"
         rows = sorted((e for e in entries if e["bootstrap"] == bootstrap), key=lambda e: e["segment_length"] or horizon)
         k = np.array([e["segment_length"] or horizon for e in rows], float)
         axes[0].errorbar(k, [e["final_return"] for e in rows], yerr=np.nan_to_num([e["final_return_ci"] for e in rows]),
-                         marker="o", capsize=3, label=bootstrap)
+                         marker="o", capsize=3, label=bootstrap, color=color)
         steps = [np.nan if e["env_steps_to_threshold"] is None else e["env_steps_to_threshold"] for e in rows]
-        axes[1].plot(k, steps, marker="o", label=bootstrap)
-        axes[2].plot(k, [e["grad_norm_median"] for e in rows], marker="o", label=f"{bootstrap} median")
-        axes[2].plot(k, [e["grad_norm_max"] for e in rows], marker="x", ls="--", label=f"{bootstrap} max")
+        axes[1].plot(k, steps, marker="o", label=bootstrap, color=color)
+        axes[2].plot(k, [e["grad_norm_median"] for e in rows], marker="o", color=color, label=f"{bootstrap} median")
+        axes[2].plot(k, [e["grad_norm_max"] for e in rows], marker="x", ls="--", color=color, label=f"{bootstrap} max")
     for ax, label in zip(axes, ("final evaluation return", "env steps to threshold (missing: not reached)",
                                 "actor gradient norm (before clipping)")):
         ax.set_xscale("log", base=2)

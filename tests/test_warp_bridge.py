@@ -12,7 +12,7 @@ import warp_bridge
 from apg_jax import envs
 from gradcheck import relative_error
 
-TASKS = ["pointmass1d", "pointmass2d", "tblock"]
+TASKS = ["pointmass1d", "pointmass2d", "tblock", "franka"]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
