@@ -4,7 +4,7 @@
     q_next, reward = sim.step(q, u)            # q [N, state_dim], u [N, action_size], float32 tensors
     qs, rewards = sim.rollout(q, us)           # us [K, N, action_size]: K steps on one Warp tape
 
-Both are differentiable with respect to ``q`` and ``u``. Tasks so far: pointmass1d, pointmass2d, tblock.
+Both are differentiable with respect to ``q`` and ``u``, for all four tasks.
 """
 from __future__ import annotations
 
