@@ -30,6 +30,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default=None, choices=["cpu", "gpu", "cuda"], help="JAX platform")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="set any TrainConfig field, e.g. --set learning_rate=3e-4 (repeatable)")
+    p.add_argument("--backend", default="jax", choices=["jax", "warp"],
+                   help="jax (default) or warp: APG with PyTorch networks on the Warp physics bridge")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-artifacts", action="store_true", help="skip the plot and animation at the end")
     return p.parse_args(argv)
@@ -77,6 +79,15 @@ def main(argv=None) -> int:
     try:
         config = build_config(args)
         out = args.out or default_out_dir(config, args.seeds)
+        if args.backend == "warp":
+            from warp_bridge.train import run_warp_experiment
+
+            out = args.out or out.replace(f"{config.task}-", f"{config.task}-warp-", 1)
+            summary = run_warp_experiment(config, args.seeds, out, "cuda" if args.device in ("gpu", "cuda") else "cpu")
+            print(f"outputs in {os.path.abspath(out)}: metrics.csv, config.json, summary.json")
+            print(f"final evaluation over {args.seeds} seed(s): return {summary['final_eval_return']:.4f}, "
+                  f"success {summary['final_eval_success']:.3f}  (train {summary['train_wall_time_s']:.1f} s)")
+            return 0
         result = run_experiment(config, args.seeds, out, progress=not args.no_progress,
                                 artifacts=not args.no_artifacts)
     except ConfigError as err:
