@@ -54,3 +54,25 @@ def test_first_actor_gradient_matches_jax(task, bootstrap):
     flat = lambda xs: np.concatenate([x.ravel() for x in xs])
     assert relative_error(flat(ours), flat(ref)) < 1e-4
     assert all(p.grad is None for p in policy.critic_layers)  # the critic is frozen for the actor step
+
+
+@pytest.mark.parametrize("segment_length, bootstrap", [(None, "mc"), (25, "critic")])
+def test_warp_backend_training_follows_the_jax_run(tmp_path, segment_length, bootstrap):
+    """Same seed, config and evaluation: the torch + Warp run tracks the JAX run's learning curve."""
+    from apg_jax.config import default_config
+    from experiments.run import main
+    from experiments.runner import read_metrics
+
+    args = ["--task", "pointmass1d", "--env-steps", "120000", "--set", "num_evals=3", "--set", "num_envs=32",
+            "--bootstrap", bootstrap, "--no-progress", "--no-artifacts"]
+    if segment_length:
+        args += ["--segment-length", str(segment_length)]
+    assert main(args + ["--backend", "warp", "--out", str(tmp_path / "warp")]) == 0
+    assert main(args + ["--out", str(tmp_path / "jax")]) == 0
+    warp_rows = read_metrics(str(tmp_path / "warp" / "metrics.csv"))
+    jax_rows = read_metrics(str(tmp_path / "jax" / "metrics.csv"))
+    assert [r["env_steps"] for r in warp_rows] == [r["env_steps"] for r in jax_rows]
+    ours, ref = np.array([r["eval_return"] for r in warp_rows]), np.array([r["eval_return"] for r in jax_rows])
+    assert ref[-1] > ref[0] + 20  # it learned
+    np.testing.assert_allclose(ours, ref, rtol=1e-3)
+    assert default_config("pointmass1d", "apg").bootstrap == "mc"

@@ -21,6 +21,7 @@ from apg_jax.agents.common import deterministic_action, reset_batch
 from apg_jax.config import ConfigError, TrainConfig
 from apg_jax.evaluation import evaluate
 from apg_jax.training import make_trainer, step_counts
+from experiments.runner import COLUMNS
 from warp_bridge.learner import TorchPolicy, mlp, observe
 
 
@@ -101,7 +102,7 @@ def train_seed(config: TrainConfig, seed: int, device: str = "cpu", on_chunk=Non
         row = {"algo": "apg", "task": config.task, "seed": seed, "chunk": chunk,
                **step_counts(sched, updates), "wall_time_s": round(wall, 4), **evaluation(), **metrics}
         row["grad_steps"] = row["actor_grad_steps"]
-        rows.append(row)
+        rows.append({name: row.get(name, float("nan")) for name in COLUMNS})
         if on_chunk:
             on_chunk(rows)
 
