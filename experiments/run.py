@@ -84,7 +84,8 @@ def main(argv=None) -> int:
 
             out = args.out or out.replace(f"{config.task}-", f"{config.task}-warp-", 1)
             summary = run_warp_experiment(config, args.seeds, out, "cuda" if args.device in ("gpu", "cuda") else "cpu")
-            print(f"outputs in {os.path.abspath(out)}: metrics.csv, config.json, summary.json")
+            print(f"outputs in {os.path.abspath(out)}: metrics.csv, config.json, summary.json, "
+                  "policy.msgpack, learning_curves.png, policy.gif")
             print(f"final evaluation over {args.seeds} seed(s): return {summary['final_eval_return']:.4f}, "
                   f"success {summary['final_eval_success']:.3f}  (train {summary['train_wall_time_s']:.1f} s)")
             return 0

@@ -64,7 +64,7 @@ def test_warp_backend_training_follows_the_jax_run(tmp_path, segment_length, boo
     from experiments.runner import read_metrics
 
     args = ["--task", "pointmass1d", "--env-steps", "120000", "--set", "num_evals=3", "--set", "num_envs=32",
-            "--bootstrap", bootstrap, "--no-progress", "--no-artifacts"]
+            "--bootstrap", bootstrap, "--no-progress"]
     if segment_length:
         args += ["--segment-length", str(segment_length)]
     assert main(args + ["--backend", "warp", "--out", str(tmp_path / "warp")]) == 0
@@ -76,3 +76,9 @@ def test_warp_backend_training_follows_the_jax_run(tmp_path, segment_length, boo
     assert ref[-1] > ref[0] + 20  # it learned
     np.testing.assert_allclose(ours, ref, rtol=1e-3)
     assert default_config("pointmass1d", "apg").bootstrap == "mc"
+    from apg_jax import load_policy
+
+    obs = np.array([[0.3, 0.0, -0.2]], np.float32)
+    np.testing.assert_allclose(load_policy(str(tmp_path / "warp"))(obs), load_policy(str(tmp_path / "jax"))(obs),
+                               atol=1e-4)
+    assert (tmp_path / "warp" / "policy.gif").exists() and (tmp_path / "warp" / "learning_curves.png").exists()

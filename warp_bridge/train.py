@@ -65,8 +65,9 @@ def to_flax(policy: TorchPolicy, like):
     return jax.tree.map(jnp.asarray, params)
 
 
-def train_seed(config: TrainConfig, seed: int, device: str = "cpu", on_chunk=None) -> list[dict]:
-    """Train one seed; returns metric rows (one per evaluation, chunk 0 = before training)."""
+def train_seed(config: TrainConfig, seed: int, device: str = "cpu", on_chunk=None):
+    """Train one seed; returns metric rows (one per evaluation, chunk 0 = before training) and the final
+    actor parameters and observation statistics in the JAX learner's layout."""
     if config.algo != "apg":
         raise ConfigError("the warp backend trains APG only (PPO never differentiates through the physics)")
     trainer = make_trainer(config.replace(seed=seed))
@@ -88,10 +89,13 @@ def train_seed(config: TrainConfig, seed: int, device: str = "cpu", on_chunk=Non
     q, t_env, key = to_t(learner.env_state.pipeline_state), to_t(learner.env_state.info["t"]), learner.key
     k, n, horizon, gamma = sched.segment_length, config.num_envs, env.episode_length, config.gamma
 
-    def evaluation():
-        params = to_flax(policy, learner.actor_params)
+    def jax_policy():
         obs_stats = learner.obs_stats.__class__(jnp.asarray(stats[0], jnp.float32), jnp.asarray(stats[1].cpu().numpy()),
                                                 jnp.asarray(stats[2].cpu().numpy()))
+        return to_flax(policy, learner.actor_params), obs_stats
+
+    def evaluation():
+        params, obs_stats = jax_policy()
         act = lambda obs: deterministic_action(trainer.actor, params, obs_stats, obs)
         out = jax.jit(lambda key: evaluate(env, act, key, config.num_eval_envs))(state.eval_key)
         return {name: float(v) for name, v in out.items()}
@@ -184,21 +188,46 @@ def train_seed(config: TrainConfig, seed: int, device: str = "cpu", on_chunk=Non
                    "grad_norm": float(np.mean(norms)), "skipped_updates": float(skipped), "nonfinite_envs": 0.0,
                    "train_reward": float(np.mean(rewards_seen))}
         record(chunk, update)
-    return rows
+    return rows, jax_policy()
+
+
+def write_artifacts(config: TrainConfig, out_dir: str, rows: list[dict], policies: list) -> None:
+    """``policy.msgpack`` (loadable with ``apg_jax.load_policy``), ``learning_curves.png`` and
+    ``policy.gif`` of the first seed, as the JAX runner writes them."""
+    from apg_jax.checkpoint import save_policy
+    from apg_jax.envs import make, write_animation
+    from apg_jax.evaluation import rollout
+    from apg_jax.networks import make_networks
+    from experiments.plots import plot_learning_curves
+
+    params = jax.tree.map(lambda *xs: jnp.stack(xs), *[p for p, _ in policies])
+    stats = jax.tree.map(lambda *xs: jnp.stack(xs), *[s for _, s in policies])
+    save_policy(out_dir, params, stats, config.seed + np.arange(len(policies)))
+    plot_learning_curves(rows, os.path.join(out_dir, "learning_curves.png"), f"apg (warp) on {config.task}")
+    env = make(config.task)
+    actor, _ = make_networks(env.action_size, config.hidden_sizes, config.activation, config.init_log_std)
+    first_params, first_stats = policies[0]
+    act = lambda obs: deterministic_action(actor, first_params, first_stats, obs)
+    qs, _, _ = jax.jit(lambda key: rollout(env, act, key, 1))(jax.random.PRNGKey(config.seed + 7))
+    write_animation(env, np.asarray(qs[:, 0]), os.path.join(out_dir, "policy.gif"),
+                    every=max(1, env.episode_length // 100), title=f"apg (warp) {config.task} seed {config.seed}")
 
 
 def run_warp_experiment(config: TrainConfig, num_seeds: int, out_dir: str, device: str = "cpu") -> dict:
     """Train ``num_seeds`` seeds one after another; writes ``config.json``, ``metrics.csv`` (after every
-    evaluation) and ``summary.json`` like the JAX runner. Returns the summary."""
+    evaluation), the artifacts and ``summary.json`` like the JAX runner. Returns the summary."""
     from experiments.runner import prepare_run_dir, write_metrics
 
     prepare_run_dir(config, num_seeds, out_dir)
     metrics_path = os.path.join(out_dir, "metrics.csv")
     done_rows: list[dict] = []
     start = time.perf_counter()
+    policies = []
     for seed in range(config.seed, config.seed + num_seeds):
-        rows = train_seed(config, seed, device, on_chunk=lambda r: write_metrics(metrics_path, done_rows + r))
+        rows, policy = train_seed(config, seed, device, on_chunk=lambda r: write_metrics(metrics_path, done_rows + r))
         done_rows += rows
+        policies.append(policy)
+    write_artifacts(config, out_dir, done_rows, policies)
     last = [r for r in done_rows if r["chunk"] == max(r["chunk"] for r in done_rows)]
     summary = {"backend": "warp", "device": device, "final_eval_return": float(np.mean([r["eval_return"] for r in last])),
                "final_eval_success": float(np.mean([r["eval_success"] for r in last])),
