@@ -181,7 +181,28 @@ class PointMass2DWarp(WarpTask):
         return q_next, reward
 
 
-class TBlockWarp(WarpTask):
+class SubstepWarpTask(WarpTask):
+    """A task stepped by one ``substep_kernel(s, u) -> s_next`` launch per physics substep on the full
+    state, then ``reward_kernel(s) -> reward``."""
+
+    substeps: int
+    substep_kernel: wp.Kernel
+    reward_kernel: wp.Kernel
+
+    def launch(self, q, u):
+        n, dev = q.shape[0], q.device
+        grad = q.requires_grad or u.requires_grad
+        s = q
+        for _ in range(self.substeps):
+            s_next = wp.empty((n, self.state_dim), dtype=float, device=dev, requires_grad=grad)
+            wp.launch(self.substep_kernel, dim=n, inputs=[s, u], outputs=[s_next], device=dev)
+            s = s_next
+        reward = wp.empty(n, dtype=float, device=dev, requires_grad=grad)
+        wp.launch(self.reward_kernel, dim=n, inputs=[s], outputs=[reward], device=dev)
+        return s, reward
+
+
+class TBlockWarp(SubstepWarpTask):
     """One kernel launch per physics substep (50 per control step), then the reward. The contact normal
     is the analytic gradient of the same smooth signed distance the JAX task differentiates with
     ``jax.grad``; Warp's adjoint then differentiates that expression once more, as JAX does."""
@@ -315,20 +336,8 @@ class TBlockWarp(WarpTask):
 
         self.substep_kernel, self.reward_kernel, self.substeps = substep, reward_kernel, int(p.substeps)
 
-    def launch(self, q, u):
-        n, dev = q.shape[0], q.device
-        grad = q.requires_grad or u.requires_grad
-        s = q
-        for _ in range(self.substeps):
-            s_next = wp.empty((n, 10), dtype=float, device=dev, requires_grad=grad)
-            wp.launch(self.substep_kernel, dim=n, inputs=[s, u], outputs=[s_next], device=dev)
-            s = s_next
-        reward = wp.empty(n, dtype=float, device=dev, requires_grad=grad)
-        wp.launch(self.reward_kernel, dim=n, inputs=[s], outputs=[reward], device=dev)
-        return s, reward
 
-
-class FrankaWarp(WarpTask):
+class FrankaWarp(SubstepWarpTask):
     """One kernel launch per substep: kinematics, composite inertia, gravity compensation, Newton-Euler
     bias forces, the controller, an unrolled Cholesky solve and the semi-implicit Euler update, per thread
     (local matrices hold the per-link quantities; Warp differentiates their component assignments)."""
@@ -515,18 +524,6 @@ class FrankaWarp(WarpTask):
             reward[i] = -(wp.sqrt(wp.dot(diff, diff) + d_eps * d_eps) - d_eps + v_cost * speed2)
 
         self.substep_kernel, self.reward_kernel, self.substeps = substep, reward_kernel, int(p.substeps)
-
-    def launch(self, q, u):
-        n, dev = q.shape[0], q.device
-        grad = q.requires_grad or u.requires_grad
-        s = q
-        for _ in range(self.substeps):
-            s_next = wp.empty((n, 17), dtype=float, device=dev, requires_grad=grad)
-            wp.launch(self.substep_kernel, dim=n, inputs=[s, u], outputs=[s_next], device=dev)
-            s = s_next
-        reward = wp.empty(n, dtype=float, device=dev, requires_grad=grad)
-        wp.launch(self.reward_kernel, dim=n, inputs=[s], outputs=[reward], device=dev)
-        return s, reward
 
 
 FACTORIES = {"pointmass1d": PointMass1DWarp, "pointmass2d": PointMass2DWarp, "tblock": TBlockWarp,
