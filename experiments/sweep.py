@@ -12,6 +12,7 @@ last checkpoint. Seeds are sharded over the local devices when there are several
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -102,8 +103,6 @@ def load_manifest(out: str) -> dict:
 
 
 def run_sweep(args, argv: list[str]) -> list[dict]:
-    import dataclasses
-
     from experiments.runner import run_experiment
 
     grid = build_grid(args)

@@ -68,8 +68,6 @@ def to_flax(policy: TorchPolicy, like):
 def train_seed(config: TrainConfig, seed: int, device: str = "cpu", on_chunk=None):
     """Train one seed; returns metric rows (one per evaluation, chunk 0 = before training) and the final
     actor parameters and observation statistics in the JAX learner's layout."""
-    if config.algo != "apg":
-        raise ConfigError("the warp backend trains APG only (PPO never differentiates through the physics)")
     trainer = make_trainer(config.replace(seed=seed))
     env, sched = trainer.env, trainer.schedule
     sim = warp_bridge.make(config.task, device=device)
@@ -218,6 +216,9 @@ def run_warp_experiment(config: TrainConfig, num_seeds: int, out_dir: str, devic
     evaluation), the artifacts and ``summary.json`` like the JAX runner. Returns the summary."""
     from experiments.runner import prepare_run_dir, write_metrics
 
+    if config.algo != "apg":
+        raise ConfigError("the warp backend trains APG only (PPO never differentiates through the physics)")
+    make_trainer(config)  # validates before the run directory is written
     prepare_run_dir(config, num_seeds, out_dir)
     metrics_path = os.path.join(out_dir, "metrics.csv")
     done_rows: list[dict] = []
