@@ -4,7 +4,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from apg_jax.agents.common import reset_batch
+from apg_jax.envs.batch import reset_batch
 from apg_jax.envs.base import DiffEnv
 
 

@@ -7,6 +7,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from apg_jax.normalization import RunningStats, normalize
+
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "elu": nn.elu, "swish": nn.swish}
 
 
@@ -99,3 +101,9 @@ def init_params(actor: Actor, critic: Critic, key: jax.Array, obs_size: int):
     k_actor, k_critic = jax.random.split(key)
     dummy = jnp.zeros((obs_size,))
     return actor.init(k_actor, dummy), critic.init(k_critic, dummy)
+
+
+def deterministic_action(actor, actor_params, stats: RunningStats, obs: jax.Array) -> jax.Array:
+    """The policy's mean action in [-1, 1] for ``obs [..., obs_size]`` (observations normalised by ``stats``)."""
+    mean, _ = actor.apply(actor_params, normalize(stats, obs))
+    return mean

@@ -1,18 +1,12 @@
 """Load a trained policy from a run directory, for use outside the training code."""
 from __future__ import annotations
 
-import json
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from apg_jax import envs
-from apg_jax.agents.common import deterministic_action
-from apg_jax.checkpoint import CONFIG, load_policy_arrays
-from apg_jax.config import TrainConfig
-from apg_jax.networks import make_networks
+from apg_jax import envs, rundir
+from apg_jax.networks import deterministic_action, make_networks
 from apg_jax.normalization import RunningStats
 
 
@@ -20,10 +14,9 @@ def load_policy(run_dir: str, seed: int = 0):
     """Deterministic policy ``obs [..., obs_size] -> action [..., action_size]`` in [-1, 1] of ``seed``.
 
     Accepts numpy or JAX arrays, one observation or a batch; observation normalisation included."""
-    with open(os.path.join(run_dir, CONFIG)) as f:
-        config = TrainConfig.from_dict(json.load(f))
+    config, _ = rundir.read_config(run_dir)
     env = envs.make(config.task)
-    arrays = load_policy_arrays(run_dir)
+    arrays = rundir.load_policy_arrays(run_dir)
     seeds = [int(s) for s in np.asarray(arrays["seeds"]).ravel()]
     if seed not in seeds:
         raise ValueError(f"seed {seed} is not in run {run_dir}; it holds seeds {seeds}")

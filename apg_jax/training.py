@@ -13,10 +13,10 @@ from flax import struct
 
 from apg_jax import envs
 from apg_jax.agents.apg import make_apg
-from apg_jax.agents.common import deterministic_action
 from apg_jax.agents.ppo import make_ppo
-from apg_jax.config import Schedule, TrainConfig, schedule, validate
+from apg_jax.config import ConfigError, Schedule, TrainConfig, schedule, validate
 from apg_jax.evaluation import evaluate
+from apg_jax.networks import deterministic_action
 
 
 @struct.dataclass
@@ -40,8 +40,6 @@ class Trainer(NamedTuple):
 
 def make_trainer(config: TrainConfig) -> Trainer:
     """Validate ``config`` and build the trainer (raises ``ConfigError`` before any compilation)."""
-    from apg_jax.config import ConfigError
-
     try:
         env = envs.make(config.task)
     except ValueError as err:

@@ -31,7 +31,7 @@ def bare_loop(env, hidden_sizes, num_envs: int, steps: int, iterations: int):
     import jax
     import jax.numpy as jnp
 
-    from apg_jax.agents.common import reset_batch
+    from apg_jax.envs.batch import reset_batch
     from apg_jax.networks import MLP
 
     mlp = MLP(tuple(hidden_sizes), env.action_size)

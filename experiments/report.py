@@ -23,13 +23,11 @@ import sys
 
 import numpy as np
 
-from experiments.runner import read_metrics
-from experiments.sweep import config_name
+from scipy import stats
 
-#: two-sided 95 % Student-t quantiles for 1..30 degrees of freedom (normal beyond)
-T_975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042]
+from apg_jax.rundir import read_metrics
+from experiments.cli import config_name
+
 THRESHOLD_FRACTION = 0.9
 AXES = (("env_steps", "environment steps"), ("grad_steps", "actor gradient steps"), ("wall_time_s", "wall-clock [s]"))
 
@@ -60,7 +58,7 @@ def mean_ci(values) -> tuple[float, float]:
     mean = values.mean(0)
     if n < 2:
         return mean, np.full_like(mean, np.nan)
-    t = T_975[n - 2] if n - 1 <= len(T_975) else 1.96
+    t = stats.t.ppf(0.975, n - 1)
     return mean, t * values.std(0, ddof=1) / np.sqrt(n)
 
 

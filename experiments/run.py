@@ -11,9 +11,10 @@ interrupted run from its last checkpoint.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import sys
+
+from experiments.cli import default_out_dir, parse_overrides, select_platform
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,19 +38,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def parse_overrides(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise SystemExit(f"--set expects NAME=VALUE, got '{pair}'")
-        name, value = pair.split("=", 1)
-        try:
-            out[name.strip().replace("-", "_")] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[name.strip().replace("-", "_")] = value
-    return out
-
-
 def build_config(args: argparse.Namespace):
     from apg_jax.config import default_config
 
@@ -62,40 +50,30 @@ def build_config(args: argparse.Namespace):
     return default_config(args.task, args.algo, **overrides)
 
 
-def default_out_dir(config, num_seeds: int) -> str:
-    name = f"{config.task}-{config.algo}"
-    if config.algo == "apg":
-        name += f"-K{config.segment_length or 'full'}-{config.bootstrap}"
-    return os.path.join("runs", f"{name}-seed{config.seed}x{num_seeds}")
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.device:  # must be set before JAX initialises its backends
-        os.environ["JAX_PLATFORMS"] = "cuda" if args.device in ("gpu", "cuda") else "cpu"
+    select_platform(args.device)
+    from apg_jax import rundir
     from apg_jax.config import ConfigError
-    from experiments.runner import run_experiment
 
     try:
         config = build_config(args)
-        out = args.out or default_out_dir(config, args.seeds)
+        out = args.out or default_out_dir(config, args.seeds, args.backend)
         if args.backend == "warp":
-            from warp_bridge.train import run_warp_experiment
+            from experiments.warp_backend import run_warp_experiment
 
-            out = args.out or out.replace(f"{config.task}-", f"{config.task}-warp-", 1)
-            summary = run_warp_experiment(config, args.seeds, out, "cuda" if args.device in ("gpu", "cuda") else "cpu")
-            print(f"outputs in {os.path.abspath(out)}: metrics.csv, config.json, summary.json, "
-                  "policy.msgpack, learning_curves.png, policy.gif")
-            print(f"final evaluation over {args.seeds} seed(s): return {summary['final_eval_return']:.4f}, "
-                  f"success {summary['final_eval_success']:.3f}  (train {summary['train_wall_time_s']:.1f} s)")
-            return 0
-        result = run_experiment(config, args.seeds, out, progress=not args.no_progress,
-                                artifacts=not args.no_artifacts)
+            device = "cuda" if args.device in ("gpu", "cuda") else "cpu"
+            result = run_warp_experiment(config, args.seeds, out, device, progress=not args.no_progress,
+                                         artifacts=not args.no_artifacts)
+        else:
+            from experiments.runner import run_experiment
+
+            result = run_experiment(config, args.seeds, out, progress=not args.no_progress,
+                                    artifacts=not args.no_artifacts)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"outputs in {os.path.abspath(result.out_dir)}: metrics.csv, config.json, summary.json, "
-          "policy.msgpack, learning_curves.png, policy.gif")
+    print(f"outputs in {os.path.abspath(result.out_dir)}: {', '.join(rundir.OUTPUTS)}")
     print(f"final evaluation over {args.seeds} seed(s): return {result.final_return:.4f}, "
           f"success {result.final_success:.3f}  (train {result.wall_time_s:.1f} s, "
           f"compile {result.compile_time_s:.1f} s)")

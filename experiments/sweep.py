@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from experiments.run import parse_overrides
+from experiments.cli import config_name, parse_overrides
 
 ABLATION_SEGMENTS = ("4", "8", "16", "32", "64", "full")
 MANIFEST = "sweep.json"
@@ -44,13 +44,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--artifacts", action="store_true", help="also write plots, animations and policies")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
-
-
-def config_name(config) -> str:
-    name = f"{config.task}-{config.algo}"
-    if config.algo == "apg":
-        name += f"-K{config.segment_length or 'full'}-{config.bootstrap}"
-    return name
 
 
 def build_grid(args) -> list:

@@ -6,7 +6,7 @@ import pytest
 
 from apg_jax import default_config, envs, make_trainer
 from apg_jax.agents.apg import segment_objective
-from apg_jax.agents.common import reset_batch
+from apg_jax.envs.batch import reset_batch
 from apg_jax.networks import init_params, make_networks
 from apg_jax.normalization import init_stats, normalize, update_stats
 from gradcheck import relative_error

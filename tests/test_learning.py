@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from apg_jax import default_config, make_trainer
-from apg_jax.agents.common import reset_batch
+from apg_jax.envs.batch import reset_batch
 from lq_optimum import optimal_returns
 
 

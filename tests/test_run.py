@@ -10,7 +10,8 @@ from apg_jax import ConfigError, default_config, load_policy
 from apg_jax.evaluation import evaluate
 from apg_jax.envs import make
 from experiments import run as run_cli
-from experiments.runner import read_metrics, run_experiment
+from apg_jax.rundir import read_metrics
+from experiments.runner import run_experiment
 
 TINY = ["--task", "pointmass1d", "--env-steps", "64000", "--set", "num_evals=4", "--set", "num_envs=32",
         "--no-progress"]

@@ -11,7 +11,8 @@ import pytest
 
 from apg_jax.config import default_config
 from experiments import report, sweep
-from experiments.runner import COLUMNS, read_metrics, run_experiment
+from apg_jax.rundir import COLUMNS, read_metrics
+from experiments.runner import run_experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

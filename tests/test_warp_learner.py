@@ -8,11 +8,11 @@ import torch
 import warp_bridge
 from apg_jax import envs
 from apg_jax.agents.apg import segment_objective
-from apg_jax.agents.common import reset_batch
+from apg_jax.envs.batch import reset_batch
 from apg_jax.networks import init_params, make_networks
 from apg_jax.normalization import RunningStats
 from gradcheck import relative_error
-from warp_bridge.learner import TorchPolicy, observe
+from warp_bridge.learner import TorchPolicy
 from warp_bridge.learner import segment_objective as torch_segment_objective
 
 
@@ -22,11 +22,11 @@ def flax_actor_grads(grads):
     return [np.asarray(mlp[n][k]) for n in names for k in ("kernel", "bias")] + [np.asarray(grads["params"]["log_std"])]
 
 
-@pytest.mark.parametrize("task", ["pointmass2d", "franka"])
+@pytest.mark.parametrize("task", ["pointmass1d", "pointmass2d", "tblock", "franka"])
 def test_torch_observations_match_jax(task):
-    env = envs.make(task)
+    env, sim = envs.make(task), warp_bridge.make(task)
     qs = jax.vmap(lambda k: env.physics_state(env.reset(k)))(jax.random.split(jax.random.PRNGKey(0), 8))
-    ours = observe(task, torch.tensor(np.asarray(qs))).numpy()
+    ours = sim.observe(torch.tensor(np.asarray(qs))).numpy()
     np.testing.assert_allclose(ours, np.asarray(jax.vmap(env.observe)(qs)), rtol=1e-5, atol=1e-6)
 
 
@@ -46,8 +46,9 @@ def test_first_actor_gradient_matches_jax(task, bootstrap):
                                                  critic=critic, gamma=0.99, bootstrap=bootstrap)[0])(actor_params)
 
     policy = TorchPolicy(actor_params, critic_params, stats)
-    objective = torch_segment_objective(sim, policy, torch.tensor(np.asarray(start.pipeline_state)),
-                                        torch.tensor(np.asarray(noise)), 0.99, bootstrap)
+    objective, _ = torch_segment_objective(sim, policy, torch.tensor(np.asarray(start.pipeline_state)),
+                                           torch.zeros(n), torch.tensor(np.asarray(start.pipeline_state)),
+                                           torch.tensor(np.asarray(noise)), 0.99, bootstrap, env.episode_length)
     objective.backward()
     ours = [p.grad.numpy() for p in policy.actor_parameters()]
     ref = flax_actor_grads(grads)
@@ -60,7 +61,7 @@ def test_first_actor_gradient_matches_jax(task, bootstrap):
 def test_warp_backend_training_follows_the_jax_run(tmp_path, segment_length, bootstrap):
     """Same seed, config and evaluation: the torch + Warp run tracks the JAX run's learning curve."""
     from experiments.run import main
-    from experiments.runner import read_metrics
+    from apg_jax.rundir import read_metrics
 
     args = ["--task", "pointmass1d", "--env-steps", "120000", "--set", "num_evals=3", "--set", "num_envs=32",
             "--bootstrap", bootstrap, "--no-progress"]

@@ -1,6 +1,7 @@
 """Warp-PyTorch gradient bridge: the tasks' physics as Warp kernels inside ``torch.autograd``.
 
     sim = warp_bridge.make("pointmass2d", device="cpu")
+    obs = sim.observe(q)                        # the JAX task's observation, in torch
     q_next, reward = sim.step(q, u)            # q [N, state_dim], u [N, action_size], float32 tensors
     qs, rewards = sim.rollout(q, us)           # us [K, N, action_size]: K steps on one Warp tape
 
@@ -37,6 +38,10 @@ class WarpSim:
                              f"use warp_bridge.make(..., device='{q.device}') or move them")
         with wp.ScopedDevice(wp.device_from_torch(q.device)):
             return WarpRollout.apply(q, us, self.task)
+
+    def observe(self, q: torch.Tensor) -> torch.Tensor:
+        """Observations ``[N, obs]`` of states ``q [N, S]`` (the JAX task's ``observe``, in torch)."""
+        return self.task.observe(q)
 
     def step(self, q: torch.Tensor, u: torch.Tensor):
         """One step: ``q [N, S]``, ``u [N, A]`` -> ``(q_next [N, S], reward [N])``."""

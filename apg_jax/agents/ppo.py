@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from apg_jax.agents.common import replace_nonfinite, reset_batch, step_with_reset
+from apg_jax.envs.batch import replace_nonfinite, reset_batch, step_with_reset
 from apg_jax.agents.returns import compute_gae
 from apg_jax.config import Schedule, TrainConfig
 from apg_jax.envs.base import DiffEnv, State

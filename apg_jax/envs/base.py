@@ -51,7 +51,7 @@ def check_finite(name: str, value) -> None:
 
 class DiffEnv(brax_base.Env):
     """Base class: subclasses define ``Params``, ``sample_initial_q``, ``physics_step``, ``observe``,
-    ``success`` and ``draw``; everything else (brax API, checks, episode clock) lives here."""
+    ``success`` and ``draw``; everything else (brax API, checks) lives here."""
 
     name: ClassVar[str]
     Params: ClassVar[type]
@@ -86,6 +86,11 @@ class DiffEnv(brax_base.Env):
         """Per-step success flag (float 0/1) of physics state ``q``."""
         raise NotImplementedError
 
+    def terminated(self, q: jax.Array) -> jax.Array:
+        """1.0 where ``q`` is a true terminal state (the episode ends, no value after it), else 0.0.
+        The time limit is not a termination (see the module docstring)."""
+        return jnp.zeros((), q.dtype)
+
     def draw(self, ax, q) -> None:
         """Draw physics state ``q`` (numpy) on matplotlib axes ``ax``."""
         raise NotImplementedError
@@ -93,6 +98,7 @@ class DiffEnv(brax_base.Env):
     # ----- brax Env interface ----------------------------------------------------------------------
     @property
     def episode_length(self) -> int:
+        """Steps per episode: the time limit that ``EpisodeWrapper`` enforces (not a termination)."""
         return int(self.params.episode_length)
 
     @property
@@ -108,8 +114,8 @@ class DiffEnv(brax_base.Env):
         """The flat physics vector ``q [state_dim]`` of a brax ``State``."""
         return state.pipeline_state
 
-    def state_from_q(self, q: jax.Array, t=0) -> State:
-        """Wrap a physics vector into a brax ``State`` at episode time ``t`` (steps taken)."""
+    def state_from_q(self, q: jax.Array) -> State:
+        """Wrap a physics vector into a brax ``State``."""
         q = jnp.asarray(q)
         if q.shape != (self.state_dim,):
             raise ValueError(f"{self.name}: q must have shape ({self.state_dim},), got {q.shape}")
@@ -119,9 +125,9 @@ class DiffEnv(brax_base.Env):
             pipeline_state=q,
             obs=self.observe(q),
             reward=zero,
-            done=zero,
+            done=self.terminated(q),
             metrics={"success": self.success(q), "nonfinite": zero},
-            info={"t": jnp.asarray(t, jnp.int32)},
+            info={},
         )
 
     def reset(self, rng: jax.Array) -> State:
@@ -137,13 +143,11 @@ class DiffEnv(brax_base.Env):
         check_finite(f"{self.name} action", action)
         q = self.physics_state(state)
         q_next, reward = self.physics_step(q, action)
-        t = state.info["t"] + 1
         nonfinite = 1.0 - jnp.all(jnp.isfinite(q_next)).astype(q_next.dtype)
         return state.replace(
             pipeline_state=q_next,
             obs=self.observe(q_next),
             reward=reward,
-            done=(t >= self.episode_length).astype(q_next.dtype),
-            metrics={"success": self.success(q_next), "nonfinite": nonfinite},
-            info={**state.info, "t": t},
+            done=self.terminated(q_next),
+            metrics={**state.metrics, "success": self.success(q_next), "nonfinite": nonfinite},
         )

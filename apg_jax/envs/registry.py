@@ -1,7 +1,6 @@
-"""Task registry: ``make(name, **overrides)`` and registration with brax as ``apg_<name>``."""
+"""Task registry: ``make(name, **overrides)``, and registration with brax's registry as ``apg_<name>``
+when asked for (``register_brax()``), not as a side effect of importing."""
 from __future__ import annotations
-
-from brax import envs as brax_envs
 
 from apg_jax.envs.base import DiffEnv
 from apg_jax.envs.franka import Franka
@@ -10,6 +9,7 @@ from apg_jax.envs.pointmass2d import PointMass2D
 from apg_jax.envs.tblock import TBlock
 
 TASKS: dict[str, type[DiffEnv]] = {cls.name: cls for cls in (PointMass1D, PointMass2D, TBlock, Franka)}
+BRAX_PREFIX = "apg_"
 
 
 def make(name: str, **overrides) -> DiffEnv:
@@ -23,5 +23,13 @@ def task_names() -> list[str]:
     return list(TASKS)
 
 
-for _name, _cls in TASKS.items():
-    brax_envs.register_environment(f"apg_{_name}", _cls)
+def register_brax() -> list[str]:
+    """Register every task with ``brax.envs`` as ``apg_<task>`` (idempotent); returns the names, so
+    ``brax.envs.get_environment("apg_pointmass1d", **overrides)`` builds our task."""
+    from brax import envs as brax_envs
+
+    names = []
+    for name, cls in TASKS.items():
+        brax_envs.register_environment(BRAX_PREFIX + name, cls)
+        names.append(BRAX_PREFIX + name)
+    return names

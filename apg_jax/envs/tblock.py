@@ -117,6 +117,7 @@ class TBlockParams:
     pusher_range: float = 0.2  #: m, pusher ~ U([-r, r]^2) at reset
     keypoint_weight: float = 10.0  #: reward per m of mean keypoint distance
     reach_weight: float = 1.0  #: reward per m of pusher-to-block gap
+    gap_smoothing: float = 0.005  #: m, softplus width of that gap (a touching pusher is not rewarded more)
     effort_cost: float = 0.01  #: reward per (m/s)^2 of pusher speed
     distance_eps: float = 0.001  #: m, smoothing of keypoint distances
     coverage_cell: float = 0.002  #: m, grid of the coverage metric
@@ -246,7 +247,7 @@ class TBlock(DiffEnv):
         diff = self.vertices(q[4:7]) - self.vertices(q[7:10])
         keypoint = jnp.mean(jnp.sqrt(jnp.sum(diff**2, -1) + p.distance_eps**2) - p.distance_eps)
         gap_raw = self.local_distance(self.world_to_block(q[4:7], q[0:2])) - p.pusher_radius
-        gap = soft_depth(gap_raw, 0.005)
+        gap = soft_depth(gap_raw, p.gap_smoothing)
         return -(p.keypoint_weight * keypoint + p.reach_weight * gap + p.effort_cost * jnp.sum(q[2:4] ** 2))
 
     # ----- task ------------------------------------------------------------------------------------

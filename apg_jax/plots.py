@@ -1,15 +1,16 @@
 """Figures of one run: evaluation return against env steps and against gradient steps."""
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def plot_learning_curves(rows: list[dict], path: str, title: str) -> str:
     """Mean and per-seed eval return against ``env_steps`` and ``actor_grad_steps``; writes a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     seeds = sorted({r["seed"] for r in rows})
     for ax, x_key, label in zip(axes, ("env_steps", "actor_grad_steps"), ("environment steps", "actor gradient steps")):

@@ -1,0 +1,65 @@
+"""Batches of environments for the learners and the evaluator: resets, the time limit, automatic resets.
+
+The time limit is brax's own ``EpisodeWrapper`` (``info["steps"]``, ``info["truncation"]``), so our
+trainers and brax's end episodes by one rule. After a step, ``stepped.done`` is 1 where an episode ended,
+``truncated(stepped)`` where it ended by the time limit and ``terminated(stepped)`` where it reached a
+true terminal state. Leaves of batched states are ``[N, ...]``."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from brax.envs.wrappers.training import EpisodeWrapper
+
+from apg_jax.envs.base import DiffEnv, State
+
+
+def episodic(env: DiffEnv) -> EpisodeWrapper:
+    """``env`` with its time limit (``env.episode_length`` steps, no action repeat)."""
+    return EpisodeWrapper(env, env.episode_length, action_repeat=1)
+
+
+def reset_batch(env: DiffEnv, key: jax.Array, num_envs: int) -> State:
+    """``num_envs`` fresh episodes (clock at 0), leaves ``[num_envs, ...]``."""
+    return jax.vmap(episodic(env).reset)(jax.random.split(key, num_envs))
+
+
+def stagger_clocks(env: DiffEnv, state: State, key: jax.Array) -> State:
+    """Start each environment's clock at a uniform step in ``[0, horizon)``, so a batch of episodes
+    started together covers every phase of the episode from the first update on (as brax's trainers)."""
+    steps = state.info["steps"]
+    offsets = jax.random.randint(key, steps.shape, 0, env.episode_length).astype(steps.dtype)
+    return state.replace(info={**state.info, "steps": offsets})
+
+
+def truncated(stepped: State) -> jax.Array:
+    """``[N]`` 1.0 where the step ended the episode by the time limit."""
+    return stepped.info["truncation"]
+
+
+def terminated(stepped: State) -> jax.Array:
+    """``[N]`` 1.0 where the step reached a true terminal state (no bootstrap after it)."""
+    return stepped.done * (1.0 - stepped.info["truncation"])
+
+
+def select_envs(mask: jax.Array, if_true: State, if_false: State) -> State:
+    """Per-environment choice between two batched states; ``mask [N]`` (nonzero picks ``if_true``)."""
+
+    def pick(a, b):
+        return jnp.where(mask.reshape((-1,) + (1,) * (a.ndim - 1)) > 0, a, b)
+
+    return jax.tree.map(pick, if_true, if_false)
+
+
+def step_with_reset(env: DiffEnv, state: State, action: jax.Array, reset_state: State):
+    """Step a batch through the time limit; environments whose episode ended continue from ``reset_state``.
+
+    Returns ``(carry_state, stepped)``: the state to continue from and the stepped state before any
+    reset (its ``reward``, ``done``, ``obs``, ``info["truncation"]`` describe the transition just taken)."""
+    stepped = jax.vmap(episodic(env).step)(state, action)
+    return select_envs(stepped.done, reset_state, stepped), stepped
+
+
+def replace_nonfinite(state: State, reset_state: State):
+    """Restart environments whose physics state holds NaN/inf; returns ``(state, count [])``."""
+    bad = ~jnp.all(jnp.isfinite(state.pipeline_state), axis=-1)
+    return select_envs(bad, reset_state, state), jnp.sum(bad)

@@ -1,0 +1,177 @@
+"""The run-directory format, owned here and used by every backend (JAX runner, torch + Warp trainer).
+
+A run directory holds:
+- ``config.json``: the resolved ``TrainConfig`` plus ``num_seeds`` (a directory of another configuration
+  is refused on resume);
+- ``metrics.csv``: one row per seed per evaluation, columns ``COLUMNS`` (rewritten atomically after
+  every evaluation);
+- ``checkpoint.msgpack``: the whole batched train state after every evaluation chunk (resume);
+- at the end ``policy.msgpack`` (actor parameters and observation statistics of every seed, leading
+  axis = seed), ``learning_curves.png``, ``policy.gif`` and ``summary.json``.
+
+Every file is written atomically (temporary file + rename), so an interrupted run never leaves a torn one.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+
+import numpy as np
+from flax import serialization
+
+from apg_jax.config import ConfigError, TrainConfig
+
+CHECKPOINT = "checkpoint.msgpack"
+POLICY = "policy.msgpack"
+CONFIG = "config.json"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+CURVES = "learning_curves.png"
+ANIMATION = "policy.gif"
+OUTPUTS = (METRICS, CONFIG, SUMMARY, POLICY, CURVES, ANIMATION)
+
+#: metrics.csv columns; ``grad_steps`` counts actor (policy) optimizer steps
+COLUMNS = ["algo", "task", "seed", "chunk", "env_steps", "grad_steps", "actor_grad_steps",
+           "critic_grad_steps", "wall_time_s", "eval_return", "eval_success", "actor_loss", "critic_loss",
+           "grad_norm", "skipped_updates", "nonfinite_envs", "train_reward"]
+_INT_COLUMNS = {"seed", "chunk", "env_steps", "grad_steps", "actor_grad_steps", "critic_grad_steps"}
+_TEXT_COLUMNS = {"algo", "task"}
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# ----- configuration -------------------------------------------------------------------------------
+def prepare(config: TrainConfig, num_seeds: int, out_dir: str) -> None:
+    """Create ``out_dir`` with ``config.json``; refuse to resume a directory of another configuration."""
+    os.makedirs(out_dir, exist_ok=True)
+    record = json.loads(json.dumps({**dataclasses.asdict(config), "num_seeds": num_seeds}))
+    path = os.path.join(out_dir, CONFIG)
+    if os.path.exists(path):
+        with open(path) as f:
+            existing = json.load(f)
+        if existing != record:
+            diff = sorted(k for k in set(record) | set(existing) if existing.get(k) != record.get(k))
+            raise ConfigError(f"{out_dir} holds a run with a different configuration (fields {diff}); "
+                              "use another --out directory or the same settings to resume it")
+    write_atomic(path, json.dumps(record, indent=2).encode())
+
+
+def read_config(run_dir: str) -> tuple[TrainConfig, int]:
+    """``(config, num_seeds)`` of a run directory."""
+    path = os.path.join(run_dir, CONFIG)
+    if not os.path.exists(path):
+        raise ValueError(f"{run_dir} is not a run directory (no {CONFIG})")
+    with open(path) as f:
+        record = json.load(f)
+    return TrainConfig.from_dict(record), int(record.get("num_seeds", 1))
+
+
+# ----- metrics -------------------------------------------------------------------------------------
+def metric_row(config: TrainConfig, seed: int, chunk: int, counts: dict, wall: float, values: dict) -> dict:
+    """One ``metrics.csv`` row: every column present (NaN where a value is missing)."""
+    row = {"algo": config.algo, "task": config.task, "seed": seed, "chunk": chunk, **counts,
+           "grad_steps": counts["actor_grad_steps"], "wall_time_s": round(wall, 4)}
+    for name in COLUMNS:
+        if name not in row:
+            row[name] = float(values[name]) if name in values else float("nan")
+    return row
+
+
+def write_metrics(run_dir: str, rows: list[dict]) -> None:
+    path = os.path.join(run_dir, METRICS)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def read_metrics(path: str) -> list[dict]:
+    """Rows of a ``metrics.csv`` (a file path, or a run directory holding one)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, METRICS)
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    convert = lambda k, v: v if k in _TEXT_COLUMNS else int(v) if k in _INT_COLUMNS else float(v)
+    return [{k: convert(k, v) for k, v in r.items()} for r in rows]
+
+
+# ----- checkpoints ---------------------------------------------------------------------------------
+def save_checkpoint(run_dir: str, state, chunk: int, wall_time_s: float) -> None:
+    payload = {"state": state, "chunk": np.int64(chunk), "wall_time_s": np.float64(wall_time_s)}
+    write_atomic(os.path.join(run_dir, CHECKPOINT), serialization.to_bytes(payload))
+
+
+def load_checkpoint(run_dir: str, target_state):
+    """Returns ``(state, chunks_done, wall_time_s)`` or ``None`` when the run has no checkpoint."""
+    path = os.path.join(run_dir, CHECKPOINT)
+    if not os.path.exists(path):
+        return None
+    target = {"state": target_state, "chunk": np.int64(0), "wall_time_s": np.float64(0)}
+    with open(path, "rb") as f:
+        payload = serialization.from_bytes(target, f.read())
+    return payload["state"], int(payload["chunk"]), float(payload["wall_time_s"])
+
+
+# ----- policy and end-of-run artifacts -------------------------------------------------------------
+def save_policy(run_dir: str, actor_params, obs_stats, seeds) -> None:
+    """Actor parameters and observation statistics of every seed (leading axis = seed)."""
+    import jax
+
+    payload = {"actor_params": serialization.to_state_dict(actor_params),
+               "obs_stats": serialization.to_state_dict(obs_stats), "seeds": np.asarray(seeds)}
+    payload = jax.tree.map(np.asarray, payload)
+    write_atomic(os.path.join(run_dir, POLICY), serialization.msgpack_serialize(payload))
+
+
+def load_policy_arrays(run_dir: str) -> dict:
+    path = os.path.join(run_dir, POLICY)
+    if not os.path.exists(path):
+        raise ValueError(f"{run_dir} has no {POLICY}: the run has not finished (resume it to the end)")
+    with open(path, "rb") as f:
+        return serialization.msgpack_restore(f.read())
+
+
+def write_summary(run_dir: str, summary: dict) -> None:
+    write_atomic(os.path.join(run_dir, SUMMARY), json.dumps(summary, indent=2).encode())
+
+
+def final_numbers(rows: list[dict]) -> tuple[float, float]:
+    """Mean over seeds of the last evaluation's return and success."""
+    last_chunk = max(r["chunk"] for r in rows)
+    last = [r for r in rows if r["chunk"] == last_chunk]
+    return (float(np.mean([r["eval_return"] for r in last])), float(np.mean([r["eval_success"] for r in last])))
+
+
+def write_artifacts(run_dir: str, config: TrainConfig, rows: list[dict], actor, actor_params, obs_stats,
+                    summary: dict, label: str | None = None) -> None:
+    """``policy.msgpack``, ``learning_curves.png``, ``policy.gif`` (seed ``config.seed``) and
+    ``summary.json``. ``actor_params`` / ``obs_stats`` carry a leading seed axis."""
+    import jax
+
+    from apg_jax import envs
+    from apg_jax.evaluation import rollout
+    from apg_jax.plots import plot_learning_curves
+    from apg_jax.networks import deterministic_action
+
+    num_seeds = jax.tree.leaves(actor_params)[0].shape[0]
+    label = label or config.algo
+    save_policy(run_dir, actor_params, obs_stats, config.seed + np.arange(num_seeds))
+    plot_learning_curves(rows, os.path.join(run_dir, CURVES), f"{label} on {config.task}")
+    env = envs.make(config.task)
+    first_params, first_stats = jax.tree.map(lambda x: x[0], (actor_params, obs_stats))
+    act = lambda obs: deterministic_action(actor, first_params, first_stats, obs)
+    qs, _, _ = jax.jit(lambda k: rollout(env, act, k, 1))(jax.random.PRNGKey(config.seed + 7))
+    envs.write_animation(env, np.asarray(qs[:, 0]), os.path.join(run_dir, ANIMATION),
+                    every=max(1, env.episode_length // 100), title=f"{label} {config.task} seed {config.seed}")
+    write_summary(run_dir, summary)

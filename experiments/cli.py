@@ -1,0 +1,42 @@
+"""Command-line helpers shared by ``run``, ``sweep``, ``report`` and the other entry points."""
+from __future__ import annotations
+
+import ast
+import os
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["name=value", ...]`` -> ``{name: value}``; values are Python literals where they parse as one
+    (``3e-4``, ``True``, ``(64, 64)``), else strings; ``-`` in names becomes ``_``."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--set expects NAME=VALUE, got '{pair}'")
+        name, value = pair.split("=", 1)
+        try:
+            out[name.strip().replace("-", "_")] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name.strip().replace("-", "_")] = value
+    return out
+
+
+def config_name(config) -> str:
+    """Label of a configuration, e.g. ``tblock-apg-K10-mc`` or ``franka-ppo``."""
+    name = f"{config.task}-{config.algo}"
+    if config.algo == "apg":
+        name += f"-K{config.segment_length or 'full'}-{config.bootstrap}"
+    return name
+
+
+def default_out_dir(config, num_seeds: int, backend: str = "jax") -> str:
+    """``runs/<label>-seed<first>x<count>`` (the Warp backend's label carries ``-warp`` after the task)."""
+    name = config_name(config)
+    if backend != "jax":
+        name = name.replace(f"{config.task}-", f"{config.task}-{backend}-", 1)
+    return os.path.join("runs", f"{name}-seed{config.seed}x{num_seeds}")
+
+
+def select_platform(device: str | None) -> None:
+    """Choose JAX's platform (``cpu`` or ``gpu``/``cuda``); must run before JAX initialises."""
+    if device:
+        os.environ["JAX_PLATFORMS"] = "cuda" if device in ("gpu", "cuda") else "cpu"
