@@ -63,27 +63,37 @@ def flat(tree):
     return jnp.concatenate([x.ravel() for x in jax.tree.leaves(tree)])
 
 
-def test_cut_state_carries_no_gradient_to_previous_segment():
+def plain_return(env, actor, params, stats, q0, noise, gamma):
+    """``sum_t gamma^t r_t`` of one environment from ``q0`` under ``mean + std * noise[t]``, written
+    independently of the learner: a Python loop over ``physics_step``, no wrappers, no resets."""
+    q, total = q0, 0.0
+    for t in range(noise.shape[0]):
+        mean, log_std = actor.apply(params, normalize(stats, env.observe(q)))
+        q, r = env.physics_step(q, mean + jnp.exp(log_std) * noise[t])
+        total = total + gamma**t * r
+    return total
+
+
+def test_segment_gradient_ignores_how_its_start_state_was_reached():
+    """The state entering a segment is cut: differentiating segment 2 through a start state that
+    depends on the parameters gives the gradient from that state held constant."""
     env, actor, critic, ap, cp, state, stats = setup()
+    k, gamma = 10, 0.99
+    q_k = np.asarray(_uncut_final_state(env, actor, ap, stats, state, k).pipeline_state)
+    zero = jnp.zeros((k, env.action_size))
 
-    def two_segments(params, cut: bool):
-        # segment 1 produces s_K with the same parameters; segment 2's objective is differentiated
-        _, seg1 = objective(env, actor, critic, params, cp, stats, state, 10)
-        carried = seg1.final_state if cut else _uncut_final_state(env, actor, params, stats, state, 10)
-        return objective(env, actor, critic, params, cp, stats, carried, 10)[0]
+    def reference(p):  # segment 2 from the constant q_K
+        return jnp.mean(jnp.stack([plain_return(env, actor, p, stats, jnp.asarray(q), zero, gamma) for q in q_k]))
 
-    g_cut = jax.grad(lambda p: two_segments(p, True))(ap)
-    s_k = objective(env, actor, critic, ap, cp, stats, state, 10)[1].final_state
-    g_alone = jax.grad(lambda p: objective(env, actor, critic, p, cp, stats, s_k, 10)[0])(ap)
-    np.testing.assert_allclose(flat(g_cut), flat(g_alone), rtol=1e-6, atol=1e-7)
-    # without the cut (a differentiable s_K, still stopped inside segment_objective) the grads agree too,
-    # because segment_objective itself stops the gradient at its entry:
-    g_uncut = jax.grad(lambda p: two_segments(p, False))(ap)
-    np.testing.assert_allclose(flat(g_uncut), flat(g_alone), rtol=1e-6, atol=1e-7)
-    # ... and the check can fail: a version with no stop_gradient gets a different gradient
-    g_through = jax.grad(lambda p: _objective_without_cut(env, actor, p, stats,
-                                                          _uncut_final_state(env, actor, p, stats, state, 10), 10))(ap)
-    assert relative_error(flat(g_through), flat(g_alone)) > 1e-3
+    def through_learner(p):  # segment 2 from s_K(p): the start state still depends on p
+        start = _uncut_final_state(env, actor, p, stats, state, k)
+        return objective(env, actor, critic, p, cp, stats, start, k, gamma=gamma)[0]
+
+    g_learner, g_ref = jax.grad(through_learner)(ap), jax.grad(reference)(ap)
+    assert relative_error(flat(g_learner), flat(g_ref)) < 1e-5
+    # the check can fail: without the cut the gradient also flows into segment 1's actions
+    g_uncut = jax.grad(lambda p: reference_uncut(env, actor, p, stats, state, k, gamma))(ap)
+    assert relative_error(flat(g_uncut), flat(g_ref)) > 1e-2
 
 
 def _uncut_final_state(env, actor, params, stats, state, k):
@@ -94,14 +104,52 @@ def _uncut_final_state(env, actor, params, stats, state, k):
     return jax.lax.scan(body, state, None, length=k)[0]
 
 
-def _objective_without_cut(env, actor, params, stats, state, k, gamma=0.99):
-    def body(carry, t):
-        s, total = carry
-        mean, _ = actor.apply(params, normalize(stats, s.obs))
-        s = jax.vmap(env.step)(s, mean)
-        return (s, total + gamma**t * s.reward), None
+def reference_uncut(env, actor, params, stats, state, k, gamma):
+    start = _uncut_final_state(env, actor, params, stats, state, k).pipeline_state
+    zero = jnp.zeros((k, env.action_size))
+    return jnp.mean(jnp.stack([plain_return(env, actor, params, stats, start[i], zero, gamma)
+                               for i in range(start.shape[0])]))
 
-    return jnp.mean(jax.lax.scan(body, (state, jnp.zeros(N)), jnp.arange(k))[0][1])
+
+def crossing_setup(horizon=10, k=7):
+    """Episodes of ``horizon`` steps, segments of ``k`` (not a divisor), clocks staggered so that the
+    episodes end inside the segment at different steps (or not at all)."""
+    env, actor, critic, ap, cp, state, stats = setup(episode_length=horizon)
+    clocks = jnp.array([7, 3, 9, 0, 5, 8, 1, 6], jnp.float32)  # episode ends after 3, 7, 1, -, 5, 2, -, 4 steps
+    state = state.replace(info={**state.info, "steps": clocks})
+    reset = reset_batch(env, jax.random.PRNGKey(2), N)
+    noise = jax.random.normal(jax.random.PRNGKey(4), (k, N, env.action_size))
+    return env, actor, critic, ap, cp, stats, state, reset, noise, clocks
+
+
+def test_segment_crossing_a_reset_is_the_sum_of_two_independent_episodes():
+    env, actor, critic, ap, cp, stats, state, reset, noise, clocks = crossing_setup()
+    horizon, k, gamma = 10, noise.shape[0], 0.95
+    ends = [int(horizon - c) for c in np.asarray(clocks)]  # steps until each episode ends
+
+    def learner(p, eps):
+        return segment_objective(p, cp, stats, state, reset, eps, env=env, actor=actor, critic=critic,
+                                 gamma=gamma, bootstrap="mc")[0]
+
+    def pieces(p, eps, which):  # per env: the old episode's last steps, then the new episode's first
+        total = []
+        for i, m in enumerate(ends):
+            m = min(m, k)
+            before = plain_return(env, actor, p, stats, state.pipeline_state[i], eps[:m, i], gamma)
+            after = plain_return(env, actor, p, stats, reset.pipeline_state[i], eps[m:, i], gamma)
+            total.append({"both": before + after, "before": before, "after": after}[which])
+        return jnp.mean(jnp.stack(total))
+
+    assert float(learner(ap, noise)) == pytest.approx(float(pieces(ap, noise, "both")), rel=1e-5)
+    g_params = jax.grad(learner)(ap, noise)
+    assert relative_error(flat(g_params), flat(jax.grad(pieces)(ap, noise, "both"))) < 1e-5
+    g_noise = jax.grad(learner, argnums=1)(ap, noise)
+    g_before = jax.grad(pieces, argnums=1)(ap, noise, "before")
+    for i, m in enumerate(ends):
+        if m < k:  # no gradient from after the reset into the actions before it
+            np.testing.assert_allclose(g_noise[:m, i], g_before[:m, i], rtol=1e-5, atol=1e-8)
+            assert float(jnp.abs(jax.grad(pieces, argnums=1)(ap, noise, "after")[:m, i]).max()) == 0.0
+            assert float(jnp.abs(g_noise[m:, i]).max()) > 0.0  # the new episode's actions are credited
 
 
 def test_critic_mode_gradient_flows_through_value_of_final_state():

@@ -53,9 +53,11 @@ def test_kinematics_mass_matrix_and_bias_match_mujoco():
             flange = np.asarray(F.forward_kinematics(jnp.asarray(q)))
             mass = np.asarray(F.mass_matrix(jnp.asarray(q)))
             bias = np.asarray(F.bias_forces(jnp.asarray(q), jnp.asarray(qd)))
-            assert np.linalg.norm(flange - data.site_xpos[0]) / np.linalg.norm(data.site_xpos[0]) < 1e-5
-            assert np.linalg.norm(mass - full_m) / np.linalg.norm(full_m) < 1e-5
-            assert np.linalg.norm(bias - data.qfrc_bias) / np.linalg.norm(data.qfrc_bias) < 1e-5
+            # measured at most 3.1e-15 / 2.0e-15 / 1.6e-15 (float64 rounding): 10x that, so a wrong constant
+            # or a missing term (any error above float64 rounding) fails
+            assert np.linalg.norm(flange - data.site_xpos[0]) / np.linalg.norm(data.site_xpos[0]) < 3e-14
+            assert np.linalg.norm(mass - full_m) / np.linalg.norm(full_m) < 2e-14
+            assert np.linalg.norm(bias - data.qfrc_bias) / np.linalg.norm(data.qfrc_bias) < 2e-14
 
 
 def test_mjcf_encodes_the_same_limits_damping_and_masses():

@@ -1,6 +1,5 @@
 """The run command end to end: outputs, load_policy, resume, determinism, and invalid configurations."""
 import json
-import os
 
 import jax
 import numpy as np
@@ -82,12 +81,26 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     (["--set", "learning_rat=1"], "unknown config field"),
     (["--seeds", "0"], "--seeds must be >= 1"),
 ])
-def test_invalid_configurations_stop_before_compilation(args, message, tmp_path, monkeypatch, capsys):
-    def no_compilation(*a, **k):
-        raise AssertionError("compiled before validating")
-
-    monkeypatch.setattr(jax, "jit", no_compilation)
-    code = run_cli.main(["--task", "pointmass1d", "--no-progress", "--out", str(tmp_path / "x")] + args)
+def test_invalid_configurations_stop_before_compilation(args, message, tmp_path, compiles, capsys):
+    out = tmp_path / "x"
+    before = len(compiles)
+    code = run_cli.main(["--task", "pointmass1d", "--no-progress", "--out", str(out)] + args)
     assert code == 2
     assert message in capsys.readouterr().err
-    assert not os.path.exists(tmp_path / "x" / "checkpoint.msgpack")
+    assert len(compiles) == before, "XLA compiled something before the configuration was validated"
+    assert not out.exists(), "the run directory was written before the configuration was validated"
+
+
+def test_compile_listener_sees_a_compilation(compiles):
+    """The listener the test above relies on does hear XLA compile (so that test can fail)."""
+    before = len(compiles)
+    jax.jit(lambda x: x * 3.0 + 1.7)(np.arange(5.0))
+    assert len(compiles) > before
+
+
+def test_progress_is_one_plain_line_per_evaluation_off_a_terminal(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli.main(TINY[:-1] + ["--out", str(out)]) == 0  # progress on, stderr captured (no tty)
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("apg/pointmass1d eval")]
+    assert [l.split()[2] for l in lines] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all("eval_return=" in l and "success=" in l for l in lines)

@@ -1,0 +1,58 @@
+"""Our tasks through brax's own code: its registry, training wrappers, evaluator and PPO trainer."""
+import brax.envs
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from brax.envs.wrappers.training import wrap
+from brax.training import acting
+
+from apg_jax import envs
+from apg_jax.evaluation import evaluate
+from apg_jax.networks import deterministic_action, init_params, make_networks
+from apg_jax.normalization import init_stats
+
+TASKS = envs.task_names()
+envs.register_brax()
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_brax_wrap_ends_episodes_exactly_every_horizon(task):
+    horizon, episodes = 4, 3
+    env = wrap(brax.envs.get_environment(f"apg_{task}"), episode_length=horizon, action_repeat=1)
+    state = jax.jit(env.reset)(jax.random.split(jax.random.PRNGKey(6), 2))
+    step = jax.jit(env.step)
+    ends, truncations = [], []
+    for t in range(1, episodes * horizon + 3):
+        state = step(state, jnp.zeros((2, env.action_size)))
+        ends += [t] * int(np.all(state.done)) + [-t] * int(np.any(state.done) and not np.all(state.done))
+        truncations.append(np.asarray(state.info["truncation"]).copy())
+    assert ends == [horizon * (i + 1) for i in range(episodes)]
+    # no task terminates: every end is a truncation by the time limit
+    np.testing.assert_array_equal(np.array(truncations)[[e - 1 for e in ends]], 1.0)
+    assert np.sum(truncations) == 2 * episodes
+
+
+def random_policy(env, seed=0):
+    actor, critic = make_networks(env.action_size, (32, 32), "tanh", -0.5)
+    params, _ = init_params(actor, critic, jax.random.PRNGKey(seed), env.observation_size)
+    params = jax.tree.map(lambda x: 5.0 * x if x.ndim == 2 and x.shape[1] == env.action_size else x, params)
+    stats = init_stats(env.observation_size)
+    return lambda obs: deterministic_action(actor, params, stats, obs)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_brax_evaluator_reports_our_evaluation_return(task):
+    """brax's EvalWrapper + Evaluator (with its metrics kept across steps) and our evaluator give the
+    same mean episode return for the same policy and starts."""
+    env = envs.make(task)
+    horizon, n, key = env.episode_length, 8, jax.random.PRNGKey(11)
+    act = random_policy(env)
+    eval_env = wrap(brax.envs.get_environment(f"apg_{task}"), episode_length=horizon, action_repeat=1)
+    evaluator = acting.Evaluator(eval_env, lambda params: (lambda obs, k: (act(obs), {})), num_eval_envs=n,
+                                 episode_length=horizon, action_repeat=1, key=key)
+    metrics = evaluator.run_evaluation(None, training_metrics={})
+    _, unroll_key = jax.random.split(key)  # the key brax's evaluator unrolls with
+    ours = evaluate(env, act, unroll_key, n)
+    assert float(metrics["eval/episode_reward"]) == pytest.approx(float(ours["eval_return"]), rel=1e-5)
+    assert float(metrics["eval/avg_episode_length"]) == horizon
