@@ -7,8 +7,10 @@ The task is built by ``brax.envs.get_environment("apg_<task>")`` and trained by
 ``brax.training.agents.{ppo,apg}.train`` (brax 0.14.2 with the JAX shim of ``experiments.brax_compat``),
 with our tuned configuration mapped onto brax's arguments (same env-step budget, number of environments,
 rollout / segment length, minibatches and epochs, learning rate, discount, GAE lambda, clipping, network
-sizes with tanh, observation normalisation, gradient clipping; PPO bootstraps on time-outs as ours
-does). What stays brax's: its networks' parameterisation (tanh-Normal policy with a state-dependent
+sizes with tanh, observation normalisation, gradient clipping). What stays brax's: its handling of
+time-limit truncation in PPO (brax masks truncated steps out of GAE through ``info["truncation"]``;
+its ``bootstrap_on_timeout`` needs a task-specific ``info["time_out"]`` that our tasks, which keep no
+clock, do not set), its networks' parameterisation (tanh-Normal policy with a state-dependent
 scale), its initialisation and its optimizer details. The run directory has our format
 (``apg_jax.rundir``: ``config.json``, ``metrics.csv``, ``summary.json``, ``learning_curves.png``) plus
 ``brax_settings.json``. Evaluation return and success are from our evaluator (deterministic policy, the
@@ -55,7 +57,7 @@ def brax_settings(config, horizon: int) -> dict:
                     gae_lambda=config.gae_lambda, clipping_epsilon=config.clip_eps,
                     reward_scaling=config.reward_scale, normalize_observations=True,
                     max_grad_norm=config.max_grad_norm, normalize_advantage=config.normalize_advantages,
-                    bootstrap_on_timeout=True, num_evals=config.num_evals + 1,
+                    num_evals=config.num_evals + 1,
                     num_eval_envs=config.num_eval_envs, deterministic_eval=True)
     k = config.segment_length or horizon
     return dict(episode_length=horizon, policy_updates=max(config.env_steps // (config.num_envs * k), 1),
@@ -108,12 +110,14 @@ def train_seed(config, seed: int, on_eval) -> None:
 
     factory = functools.partial(apg_networks.make_apg_networks, hidden_layer_sizes=config.hidden_sizes,
                                 activation=jax.nn.tanh)
-    steps_per_update = settings["num_envs"] * settings["horizon_length"]
-    progress = lambda step, metrics: on_eval(int(step), wall(), {
+    # brax's APG reports its evaluation epoch (0, 1, ...), each of round(updates / (evals - 1)) updates
+    epochs = max(settings["num_evals"] - 1, 1)
+    steps_per_epoch = round(settings["policy_updates"] / epochs) * settings["num_envs"] * settings["horizon_length"]
+    progress = lambda epoch, metrics: on_eval(int(epoch) * steps_per_epoch, wall(), {
         "eval_return": float(metrics["eval/episode_reward"]), "eval_success": float("nan")}, False)
     make_policy, params, _ = apg.train(environment=brax_env, seed=seed, network_factory=factory,
                                        progress_fn=progress, **settings)
-    on_eval(settings["policy_updates"] * steps_per_update, wall(), our_evaluation(make_policy, params), True)
+    on_eval(epochs * steps_per_epoch, wall(), our_evaluation(make_policy, params), True)
 
 
 def run_baseline(config, num_seeds: int, out_dir: str, progress: bool = True) -> list[dict]:

@@ -56,3 +56,25 @@ def test_brax_evaluator_reports_our_evaluation_return(task):
     ours = evaluate(env, act, unroll_key, n)
     assert float(metrics["eval/episode_reward"]) == pytest.approx(float(ours["eval_return"]), rel=1e-5)
     assert float(metrics["eval/avg_episode_length"]) == horizon
+
+
+@pytest.mark.parametrize("algo, budget", [("ppo", 500_000), ("apg", 200_000)])
+def test_brax_trainers_learn_pointmass1d_through_the_registry(tmp_path, algo, budget):
+    """brax's own PPO / APG trainers (with the JAX shim) train apg_pointmass1d, through the baseline
+    command, which writes our run-directory format with our evaluator's numbers."""
+    from apg_jax import rundir
+    from experiments import brax_baseline
+
+    out = tmp_path / algo
+    args = ["--task", "pointmass1d", "--algo", algo, "--env-steps", str(budget), "--set", "num_evals=2",
+            "--out", str(out), "--no-progress"]
+    assert brax_baseline.main(args) == 0
+    rows = rundir.read_metrics(str(out))
+    assert [r["chunk"] for r in rows] == [0, 1, 2]
+    assert rows[0]["env_steps"] == 0 and rows[-1]["env_steps"] >= 0.9 * budget
+    assert all(a["env_steps"] < b["env_steps"] for a, b in zip(rows, rows[1:]))
+    # start: -72 (APG's initial policy) or about -430 (PPO's); optimum about -4.8
+    assert rows[0]["eval_return"] < -50 and rows[-1]["eval_return"] > -6.5
+    assert rows[-1]["eval_success"] > 0.9
+    for name in ("config.json", "summary.json", "brax_settings.json", "learning_curves.png"):
+        assert (out / name).stat().st_size > 0
