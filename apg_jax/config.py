@@ -36,23 +36,31 @@ class TrainConfig:
     critic_learning_rate: float = 1e-3  #: critic learning rate
     lr_schedule: str = "constant"  #: constant | linear | cosine (decays to 0 over the run)
     max_grad_norm: float = 1.0  #: global-norm gradient clipping
+    adam_betas: tuple = (0.9, 0.999)  #: Adam's (beta1, beta2), actor and critic
     gamma: float = 0.99  #: discount
+    reward_scale: float = 1.0  #: rewards are multiplied by this in every learning signal (APG objective,
+    #: critic targets, PPO advantages); evaluation returns are unscaled
+    # ----- episodes
+    stagger_clocks: bool = True  #: start training episodes at uniform random steps of the horizon (APG
+    #: segments shorter than the horizon, and PPO); evaluation always starts fresh episodes
+    truncation_bootstrap: bool = True  #: value targets (and APG's critic objective) bootstrap V(s_T) where
+    #: an episode ends by the time limit; False treats the time limit as a termination (ablation)
     # ----- APG
     segment_length: int | None = None  #: K steps per backpropagated segment; None = the full horizon
     bootstrap: str = "mc"  #: mc (segment rewards only) | critic (+ gamma^K V(s_K))
     exploration_noise: bool = False  #: reparameterised Gaussian action noise (else deterministic)
     td_lambda: float = 0.95  #: lambda of the critic's TD(lambda) targets
-    critic_updates: int = 4  #: critic minibatch steps per segment (together one pass over it)
-    target_tau: float = 0.05  #: Polyak rate of the target critic
+    critic_epochs: int = 16  #: critic passes over each segment's states (SHAC: 16)
+    critic_minibatches: int = 4  #: minibatches per pass (SHAC: 4)
+    target_tau: float = 0.8  #: target critic <- (1 - tau) target + tau critic, once per update (SHAC's
+    #: target_critic_alpha 0.2 is tau 0.8)
     # ----- PPO
     rollout_length: int = 32  #: steps per environment per PPO rollout
     ppo_epochs: int = 4  #: passes over each rollout
     num_minibatches: int = 8  #: minibatches per epoch
     clip_eps: float = 0.2  #: surrogate clipping
-    vf_coef: float = 0.5  #: value-loss weight
     ent_coef: float = 0.0  #: entropy bonus
     gae_lambda: float = 0.95  #: GAE lambda
-    reward_scale: float = 1.0  #: rewards are multiplied by this for PPO's losses
     normalize_advantages: bool = True  #: per-minibatch advantage normalisation
 
     def replace(self, **changes) -> "TrainConfig":
@@ -68,7 +76,8 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         names = set(field_names())
         data = {k: v for k, v in data.items() if k in names}  # run records add e.g. num_seeds
-        data["hidden_sizes"] = tuple(data.get("hidden_sizes", cls.hidden_sizes))
+        for name in ("hidden_sizes", "adam_betas"):
+            data[name] = tuple(data.get(name, getattr(cls, name)))
         return cls().replace(**data)
 
 
@@ -95,9 +104,29 @@ DEFAULTS: dict[tuple[str, str], dict] = {
 }
 
 
-def default_config(task: str, algo: str, **overrides) -> TrainConfig:
-    """Tuned defaults for ``(task, algo)`` with ``overrides`` applied (a fresh object every call)."""
-    return TrainConfig(task=task, algo=algo).replace(**DEFAULTS.get((task, algo), {})).replace(**overrides)
+#: Named recipes applied on top of the tuned defaults (``--preset NAME``); ``shac`` is SHAC's (Xu et al.,
+#: 2022) recipe: 32-step segments with the critic bootstrap, a stochastic actor, 16 critic passes of 4
+#: minibatches to TD(0.95) targets of a target critic (alpha 0.2), Adam (0.7, 0.95), clipping at 1,
+#: linearly decaying learning rates 2e-3.
+PRESETS: dict[str, dict] = {
+    "shac": dict(algo="apg", segment_length=32, bootstrap="critic", exploration_noise=True, critic_epochs=16,
+                 critic_minibatches=4, target_tau=0.8, td_lambda=0.95, gamma=0.99, adam_betas=(0.7, 0.95),
+                 max_grad_norm=1.0, learning_rate=2e-3, critic_learning_rate=2e-3, lr_schedule="linear"),
+}
+
+
+def default_config(task: str, algo: str, preset: str | None = None, **overrides) -> TrainConfig:
+    """Tuned defaults for ``(task, algo)``, then the named ``preset``, then ``overrides`` (a fresh object
+    every call)."""
+    config = TrainConfig(task=task, algo=algo).replace(**DEFAULTS.get((task, algo), {}))
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset '{preset}'; valid presets: {', '.join(PRESETS)}")
+        recipe = PRESETS[preset]
+        if recipe.get("algo", algo) != algo:
+            raise ConfigError(f"preset '{preset}' is for --algo {recipe['algo']}, not {algo}")
+        config = config.replace(**recipe)
+    return config.replace(**overrides)
 
 
 class Schedule(NamedTuple):
@@ -130,8 +159,8 @@ def validate(config: TrainConfig, episode_length: int) -> None:
             f"segment_length must be between 1 and the task's horizon {episode_length} "
             f"(or unset for the full horizon), got {config.segment_length}")
     positive = ["env_steps", "num_envs", "num_evals", "num_eval_envs", "rollout_length", "ppo_epochs",
-                "num_minibatches", "critic_updates", "learning_rate", "critic_learning_rate",
-                "max_grad_norm"]
+                "num_minibatches", "critic_epochs", "critic_minibatches", "learning_rate",
+                "critic_learning_rate", "max_grad_norm", "reward_scale"]
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(config, name)}")
@@ -144,6 +173,13 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         raise ConfigError(
             f"num_envs * rollout_length = {config.num_envs * config.rollout_length} must be divisible "
             f"by num_minibatches = {config.num_minibatches}")
+    if len(config.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in config.adam_betas):
+        raise ConfigError(f"adam_betas must be two numbers in [0, 1), got {config.adam_betas}")
+    if config.algo == "apg" and config.bootstrap == "critic":
+        k = config.segment_length or episode_length
+        if config.num_envs * k < config.critic_minibatches:
+            raise ConfigError(f"a segment holds num_envs * K = {config.num_envs * k} states, fewer than "
+                              f"critic_minibatches = {config.critic_minibatches}; lower critic_minibatches")
     if any(int(h) <= 0 for h in config.hidden_sizes):
         raise ConfigError(f"hidden_sizes must be positive integers, got {config.hidden_sizes}")
     sched = schedule(config, episode_length)
@@ -157,7 +193,8 @@ def schedule(config: TrainConfig, episode_length: int) -> Schedule:
     """Derived sizes; the number of updates is rounded down to a multiple of the evaluation count."""
     if config.algo == "apg":
         k = config.segment_length or episode_length
-        actor_steps, critic_steps = 1, (config.critic_updates if config.bootstrap == "critic" else 0)
+        critic_steps = config.critic_epochs * config.critic_minibatches if config.bootstrap == "critic" else 0
+        actor_steps = 1
     else:
         k = config.rollout_length
         actor_steps = critic_steps = config.ppo_epochs * config.num_minibatches

@@ -9,8 +9,9 @@ import optax
 SCHEDULES = ("constant", "linear", "cosine")
 
 
-def make_optimizer(learning_rate: float, max_grad_norm: float, schedule: str, total_steps: int):
-    """``optax`` chain: clip by global norm, then Adam with the named schedule over ``total_steps``."""
+def make_optimizer(learning_rate: float, max_grad_norm: float, schedule: str, total_steps: int,
+                   betas: tuple = (0.9, 0.999)):
+    """``optax`` chain: clip by global norm, then Adam (``betas``) with the named schedule over ``total_steps``."""
     if schedule == "constant":
         lr = learning_rate
     elif schedule == "linear":
@@ -19,7 +20,7 @@ def make_optimizer(learning_rate: float, max_grad_norm: float, schedule: str, to
         lr = optax.cosine_decay_schedule(learning_rate, max(total_steps, 1))
     else:
         raise ValueError(f"unknown lr schedule '{schedule}'; valid: {', '.join(SCHEDULES)}")
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(lr))
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(lr, b1=betas[0], b2=betas[1]))
 
 
 def all_finite(tree) -> jax.Array:

@@ -29,6 +29,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--env-steps", type=float, default=None, help="training budget in env steps")
     p.add_argument("--out", default=None, help="output directory (default: runs/<task>-<algo>-...)")
     p.add_argument("--device", default=None, choices=["cpu", "gpu", "cuda"], help="JAX platform")
+    p.add_argument("--preset", default=None, help="a named recipe on top of the defaults, e.g. shac "
+                   "(apg_jax.config.PRESETS); --set and the flags above override it")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="set any TrainConfig field, e.g. --set learning_rate=3e-4 (repeatable)")
     p.add_argument("--backend", default="jax", choices=["jax", "warp"],
@@ -47,7 +49,7 @@ def build_config(args: argparse.Namespace):
             overrides[name] = getattr(args, name)
     if args.env_steps is not None:
         overrides["env_steps"] = int(args.env_steps)
-    return default_config(args.task, args.algo, **overrides)
+    return default_config(args.task, args.algo, preset=args.preset, **overrides)
 
 
 def main(argv=None) -> int:

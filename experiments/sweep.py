@@ -38,6 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(lengths above a task's horizon are dropped)")
     p.add_argument("--env-steps", type=float, default=None, help="budget of every configuration")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a TrainConfig field")
+    p.add_argument("--preset", default=None, help="named APG recipe (e.g. shac) for the apg configurations")
     p.add_argument("--out", default="runs/sweep", help="sweep directory")
     p.add_argument("--max-chunks", type=int, default=None,
                    help="stop after this many evaluation chunks in total (to split a sweep over sessions)")
@@ -65,10 +66,11 @@ def build_grid(args) -> list:
     for task in tasks:
         horizon = make(task).episode_length
         for algo in [a.strip() for a in args.algos.split(",")]:
+            preset = args.preset if algo == "apg" else None
             if algo != "apg" or not (segments or bootstraps):
-                grid.append(default_config(task, algo, **overrides))
+                grid.append(default_config(task, algo, preset=preset, **overrides))
                 continue
-            base = default_config(task, algo, **overrides)
+            base = default_config(task, algo, preset=preset, **overrides)
             for segment in segments or [base.segment_length]:
                 length = None if segment in (None, "full") else int(segment)
                 if length is not None and length > horizon:

@@ -71,8 +71,9 @@ def train_seed(config: TrainConfig, seed: int, device: str, on_chunk):
             reset_q = to_t(reset_batch(env, k_reset, n).pipeline_state)
             noise = (to_t(jax.random.normal(k_noise, (k, n, env.action_size))) if config.exploration_noise
                      else torch.zeros(k, n, env.action_size, device=device))
-            order = to_t(jax.random.permutation(k_critic, k * n))
-            q, steps, m = apg.update(q, steps, reset_q, noise, order, env.episode_length)
+            orders = to_t(jax.vmap(lambda key_: jax.random.permutation(key_, k * n))(
+                jax.random.split(k_critic, config.critic_epochs)))  # as apg_jax.agents.apg.fit_critic
+            q, steps, m = apg.update(q, steps, reset_q, noise, orders, env.episode_length)
             per_update.append(m)
         wall += time.perf_counter() - start
         metrics = {name: (float(np.sum([m[name] for m in per_update])) if name in ("skipped_updates", "nonfinite_envs")

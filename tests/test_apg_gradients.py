@@ -188,3 +188,49 @@ def test_nonfinite_gradient_is_skipped_and_counted_and_env_restarted():
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(new_state.learner.actor_params))
     assert np.all(np.isfinite(new_state.learner.env_state.pipeline_state))
     assert not np.allclose(flat(new_state.learner.actor_params), flat(learner.actor_params))
+
+
+class TerminatingPointMass(envs.TASKS["pointmass1d"]):
+    """pointmass1d with a real terminal state: the episode terminates once x > 0.2 (test-only)."""
+
+    name = "pointmass1d_terminating"
+
+    def terminated(self, q):
+        return (q[0] > 0.2).astype(q.dtype)
+
+
+@pytest.mark.parametrize("truncation_bootstrap", [True, False])
+def test_critic_bootstrap_on_truncation_not_on_termination(truncation_bootstrap):
+    """With a constant critic V = b, the critic objective exceeds the mc one by exactly the bootstraps:
+    gamma^m b for an episode truncated after m steps of the segment (none if it terminated, or if
+    truncations count as terminations), and gamma^j b at the cut for an episode j steps old there."""
+    env, actor, critic, ap, cp, stats, state, reset, noise, clocks = crossing_setup()
+    env = TerminatingPointMass(episode_length=10)
+    q0 = state.pipeline_state.at[:, 0].set(jnp.array([0.19, -0.5, 0.5, -0.5, 0.19, -0.5, -0.5, -0.5]))
+    state = state.replace(pipeline_state=q0, obs=jax.vmap(env.observe)(q0), done=jax.vmap(env.terminated)(q0))
+    reset = reset.replace(pipeline_state=reset.pipeline_state.at[:, 0].set(-0.9))  # never terminates
+    reset = reset.replace(obs=jax.vmap(env.observe)(reset.pipeline_state))
+    b, gamma, k = 3.0, 0.9, noise.shape[0]
+    cp_const = jax.tree.map(lambda x: jnp.full_like(x, b) if x.shape == (1,) else
+                            (jnp.zeros_like(x) if x.shape[-1] == 1 else x), cp)
+
+    def run(bootstrap):
+        return segment_objective(ap, cp_const, stats, state, reset, 0.0 * noise, env=env, actor=actor,
+                                 critic=critic, gamma=gamma, bootstrap=bootstrap,
+                                 truncation_bootstrap=truncation_bootstrap)
+
+    (j_mc, seg), (j_critic, _) = run("mc"), run("critic")
+    expected = []
+    for i in range(N):
+        ended = np.nonzero(np.asarray(seg.ended[:, i]))[0]
+        m = int(ended[0]) + 1 if ended.size else None  # steps until the first episode ended
+        was_truncated = m is not None and not bool(seg.terminated[m - 1, i])
+        bonus = gamma**m * b if (m is not None and was_truncated) else 0.0
+        age_at_cut = k - m if m is not None else k
+        if m is None or m < k:
+            bonus += gamma**age_at_cut * b
+        expected.append(bonus)
+    terminated_envs = np.asarray(seg.terminated).sum(0) > 0
+    assert terminated_envs.sum() >= 1  # the cases exist: a termination ...
+    assert (np.asarray(seg.ended).sum(0) > np.asarray(seg.terminated).sum(0)).sum() >= (3 if truncation_bootstrap else 0)
+    assert float(j_critic - j_mc) == pytest.approx(float(np.mean(expected)), rel=1e-5)

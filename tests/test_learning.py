@@ -23,7 +23,8 @@ def test_lq_optimum_solver_beats_simple_controllers():
         assert float(evaluate(env, pd, key, 64)["eval_return"]) <= best.mean() + 1e-6
 
 
-@pytest.mark.parametrize("algo, tolerance", [("apg", 0.05), ("ppo", 0.15)])
+# measured gaps (2026-11, default configurations, seed 0): APG 0.18 %, PPO 0.34 %; bounds 10x that
+@pytest.mark.parametrize("algo, tolerance", [("apg", 0.018), ("ppo", 0.034)])
 def test_learner_reaches_near_optimal_cost(algo, tolerance):
     config = default_config("pointmass1d", algo)
     trainer = make_trainer(config)

@@ -8,31 +8,34 @@ from apg_jax.normalization import init_stats, normalize, update_stats
 from apg_jax.optim import guarded_update, make_optimizer
 
 
-def test_gae_hand_computed():
+def test_gae_hand_computed_termination_vs_truncation():
     gamma, lam = 0.9, 0.8
     rewards = jnp.array([1.0, 2.0, 3.0])
     values = jnp.array([0.5, 1.0, 1.5])
-    dones = jnp.array([0.0, 1.0, 0.0])  # episode ends after step 1; step 2 starts a new one
-    last_value = jnp.array(2.0)
-    adv, ret = compute_gae(rewards, values, dones, last_value, gamma, lam)
-    d2 = 3.0 + 0.9 * 2.0 - 1.5  # = 3.3
-    d1 = 2.0 - 1.0  # terminal: no bootstrap = 1.0
-    d0 = 1.0 + 0.9 * 1.0 - 0.5  # = 1.4
-    a2, a1 = d2, d1  # the episode boundary cuts the recursion
-    a0 = d0 + gamma * lam * a1
-    np.testing.assert_allclose(adv, [a0, a1, a2], rtol=1e-6)
-    np.testing.assert_allclose(ret, np.array([a0, a1, a2]) + values, rtol=1e-6)
+    # step 1 ends its episode; step 2 belongs to a new one. V of the state step 1 reached (before the
+    # reset) is 7.0; the other next-state values are the following step's values, then V(s_3) = 2.0.
+    next_values = jnp.array([1.0, 7.0, 2.0])
+    ended = jnp.array([0.0, 1.0, 0.0])
+    d2 = 3.0 + 0.9 * 2.0 - 1.5
+    d0 = 1.0 + 0.9 * 1.0 - 0.5
+    for terminated, d1 in ((jnp.array([0.0, 1.0, 0.0]), 2.0 - 1.0),  # terminal: no value after it
+                           (jnp.zeros(3), 2.0 + 0.9 * 7.0 - 1.0)):  # truncated: bootstrapped with V = 7
+        adv, ret = compute_gae(rewards, values, next_values, terminated, ended, gamma, lam)
+        a2, a1 = d2, d1  # the episode boundary cuts the recursion either way
+        a0 = d0 + gamma * lam * a1
+        np.testing.assert_allclose(adv, [a0, a1, a2], rtol=1e-6)
+        np.testing.assert_allclose(ret, np.array([a0, a1, a2]) + values, rtol=1e-6)
 
 
 def test_td_lambda_one_is_monte_carlo_and_zero_is_td0():
     rewards = jnp.array([[1.0], [0.5], [-1.0]])
     values = jnp.array([[0.3], [0.2], [0.1]])
-    dones = jnp.zeros((3, 1))
-    last = jnp.array([4.0])
+    next_values = jnp.array([[0.2], [0.1], [4.0]])
+    zeros = jnp.zeros((3, 1))
     g = 0.5
-    _, ret1 = compute_gae(rewards, values, dones, last, g, 1.0)
+    _, ret1 = compute_gae(rewards, values, next_values, zeros, zeros, g, 1.0)
     np.testing.assert_allclose(ret1[0, 0], 1.0 + g * 0.5 + g**2 * -1.0 + g**3 * 4.0, rtol=1e-6)
-    _, ret0 = compute_gae(rewards, values, dones, last, g, 0.0)
+    _, ret0 = compute_gae(rewards, values, next_values, zeros, zeros, g, 0.0)
     np.testing.assert_allclose(ret0[:, 0], [1.0 + g * 0.2, 0.5 + g * 0.1, -1.0 + g * 4.0], rtol=1e-6)
 
 

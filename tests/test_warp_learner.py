@@ -86,11 +86,14 @@ def test_segment_crossing_a_reset_matches_jax(bootstrap):
     # measured 1.5e-7 (mc) and 1.1e-6 (critic) in float32: 10x
     assert relative_error(flat([p.grad.numpy() for p in policy.actor_parameters()]), flat(flax_actor_grads(g_params))) < 1.2e-5
     assert relative_error(eps.grad.numpy(), np.asarray(g_noise)) < 1.2e-5
-    np.testing.assert_array_equal(segment.dones.sum(0).numpy(), [1, 1, 1, 0, 1, 1, 0, 1])
+    np.testing.assert_array_equal(segment.ended.sum(0).numpy(), [1, 1, 1, 0, 1, 1, 0, 1])
 
 
-@pytest.mark.parametrize("segment_length, bootstrap", [(None, "mc"), (25, "critic")])
-def test_warp_backend_training_follows_the_jax_run(tmp_path, segment_length, bootstrap):
+# rtol: 10x the largest relative difference measured over the run: mc 2.5e-6; critic 3.7e-4 (64 critic
+# Adam steps per update amplify float32 rounding differences between torch and XLA, then they shrink
+# again as both converge: 1.6e-6 at the end)
+@pytest.mark.parametrize("segment_length, bootstrap, rtol", [(None, "mc", 3e-5), (25, "critic", 4e-3)])
+def test_warp_backend_training_follows_the_jax_run(tmp_path, segment_length, bootstrap, rtol):
     """Same seed, config and evaluation: the torch + Warp run tracks the JAX run's learning curve."""
     from experiments.run import main
     from apg_jax.rundir import read_metrics
@@ -106,7 +109,7 @@ def test_warp_backend_training_follows_the_jax_run(tmp_path, segment_length, boo
     assert [r["env_steps"] for r in warp_rows] == [r["env_steps"] for r in jax_rows]
     ours, ref = np.array([r["eval_return"] for r in warp_rows]), np.array([r["eval_return"] for r in jax_rows])
     assert ref[-1] > ref[0] + 20  # it learned
-    np.testing.assert_allclose(ours, ref, rtol=3e-5)  # measured 2.5e-6 after 0.12 M steps (float32): 10x
+    np.testing.assert_allclose(ours, ref, rtol=rtol)
     from apg_jax import load_policy
 
     obs = np.array([[0.3, 0.0, -0.2]], np.float32)

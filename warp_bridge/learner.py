@@ -103,53 +103,61 @@ class Segment(NamedTuple):
     """What a segment leaves for the critic and the normaliser (all detached)."""
 
     obs: torch.Tensor  #: [K, N, obs] observation before each step
-    rewards: torch.Tensor  #: [K, N]
-    dones: torch.Tensor  #: [K, N] 1 where the episode ended at that step
+    next_obs: torch.Tensor  #: [K, N, obs] observation the step reached (before a reset)
+    rewards: torch.Tensor  #: [K, N] scaled rewards
+    terminated: torch.Tensor  #: [K, N] 1 where the step reached a terminal state (no value after it)
+    ended: torch.Tensor  #: [K, N] 1 where the episode ended at that step
     final_q: torch.Tensor  #: [N, S] state after the segment (reset where an episode just ended)
     final_steps: torch.Tensor  #: [N] episode clocks after the segment
 
 
 def segment_objective(sim, policy: TorchPolicy, q0: torch.Tensor, steps0: torch.Tensor, reset_q: torch.Tensor,
-                      noise: torch.Tensor, gamma: float, bootstrap: str, horizon: int):
-    """Mean over envs of ``sum_t gamma^t r_t (+ gamma^K V(s_K))`` along ``K = len(noise)`` steps from
-    ``q0 [N, S]`` (cut from the graph) with episode clocks ``steps0 [N]``. An episode ends when its clock
-    reaches ``horizon``: its discount restarts and it continues from ``reset_q [N, S]`` (clock 0).
+                      noise: torch.Tensor, gamma: float, bootstrap: str, horizon: int, reward_scale: float = 1.0,
+                      truncation_bootstrap: bool = True):
+    """Torch twin of ``apg_jax.agents.apg.segment_objective``: mean over envs of
+    ``sum_t gamma^t r_t`` (+ ``gamma V(s_T)`` where an episode is truncated, + ``gamma^K V(s_K)`` at the cut,
+    in ``critic`` mode) along ``K = len(noise)`` steps from ``q0 [N, S]`` (cut from the graph) with episode
+    clocks ``steps0 [N]``. An episode ends when its clock reaches ``horizon`` (a truncation: none of the
+    tasks terminates): its discount restarts and it continues from ``reset_q [N, S]`` (clock 0).
     ``noise [K, N, A]`` is scaled by the policy's std. The critic is frozen: the gradient reaches
-    ``V(s_K)`` only through ``s_K``. Returns ``(objective [], Segment)``."""
+    ``V`` only through the states. Returns ``(objective [], Segment)``."""
     q, steps = q0.detach(), steps0.clone()
     n = q.shape[0]
     discount = torch.ones(n, dtype=q.dtype, device=q.device)
     total = torch.zeros(n, dtype=q.dtype, device=q.device)
     std = torch.exp(policy.log_std)
-    seg_obs, seg_rewards, seg_dones = [], [], []
+    frozen = [p.detach() for p in policy.critic_layers]
+    seg = {name: [] for name in ("obs", "next_obs", "rewards", "terminated", "ended")}
     for eps in noise:
         obs = sim.observe(q)
         q_next, reward = sim.step(q, policy.action_mean(obs) + std * eps)
+        next_obs = sim.observe(q_next)
+        reward = reward_scale * reward
         steps = steps + 1
-        done = (steps >= horizon).to(q.dtype)
+        ended = (steps >= horizon).to(q.dtype)
+        term = ended if not truncation_bootstrap else torch.zeros_like(ended)
         total = total + discount * reward
-        discount = torch.where(done > 0, torch.ones_like(discount), discount * gamma)
-        seg_obs.append(obs.detach())
-        seg_rewards.append(reward.detach())
-        seg_dones.append(done)
-        q = torch.where(done[:, None] > 0, reset_q, q_next)
-        steps = torch.where(done > 0, torch.zeros_like(steps), steps)
+        if bootstrap == "critic":
+            total = total + discount * gamma * (ended - term) * policy.value(next_obs, frozen)
+        discount = torch.where(ended > 0, torch.ones_like(discount), discount * gamma)
+        for name, x in (("obs", obs), ("next_obs", next_obs), ("rewards", reward), ("terminated", term),
+                        ("ended", ended)):
+            seg[name].append(x.detach())
+        q = torch.where(ended[:, None] > 0, reset_q, q_next)
+        steps = torch.where(ended > 0, torch.zeros_like(steps), steps)
     if bootstrap == "critic":
-        frozen = [p.detach() for p in policy.critic_layers]
-        total = total + discount * policy.value(sim.observe(q), frozen)
-    segment = Segment(torch.stack(seg_obs), torch.stack(seg_rewards), torch.stack(seg_dones), q.detach(), steps)
+        total = total + (1.0 - seg["ended"][-1]) * discount * policy.value(sim.observe(q), frozen)
+    segment = Segment(*(torch.stack(seg[name]) for name in seg), q.detach(), steps)
     return total.mean(), segment
 
 
-def td_lambda_targets(rewards, values, dones, last, gamma, lam):
+def td_lambda_targets(rewards, values, next_values, terminated, ended, gamma, lam):
     """TD(lambda) targets ``[K, N]`` (torch twin of ``apg_jax.agents.returns.compute_gae``)."""
     advantages = torch.zeros_like(rewards)
-    carry = torch.zeros_like(last)
-    next_values = torch.cat([values[1:], last[None]], 0)
+    carry = torch.zeros_like(values[0])
     for t in reversed(range(rewards.shape[0])):
-        not_done = 1.0 - dones[t]
-        delta = rewards[t] + gamma * not_done * next_values[t] - values[t]
-        carry = delta + gamma * lam * not_done * carry
+        delta = rewards[t] + gamma * (1.0 - terminated[t]) * next_values[t] - values[t]
+        carry = delta + gamma * lam * (1.0 - ended[t]) * carry
         advantages[t] = carry
     return advantages + values
 
@@ -180,26 +188,29 @@ class TorchAPG:
     def __init__(self, sim, policy: TorchPolicy, config: TrainConfig, total_updates: int):
         self.sim, self.policy, self.config, self.total_updates = sim, policy, config, total_updates
         self.target_critic = [p.detach().clone() for p in policy.critic_layers]
-        self.actor_opt = torch.optim.Adam(policy.actor_parameters(), lr=config.learning_rate, eps=1e-8)
-        self.critic_opt = torch.optim.Adam(list(policy.critic_layers), lr=config.critic_learning_rate, eps=1e-8)
+        betas = tuple(config.adam_betas)
+        self.actor_opt = torch.optim.Adam(policy.actor_parameters(), lr=config.learning_rate, betas=betas, eps=1e-8)
+        self.critic_opt = torch.optim.Adam(list(policy.critic_layers), lr=config.critic_learning_rate, betas=betas,
+                                           eps=1e-8)
         self.updates = 0
 
-    def update(self, q, steps, reset_q, noise, critic_order, horizon: int):
-        """One segment from states ``q [N, S]`` and clocks ``steps [N]``; ``critic_order [K*N]`` shuffles
-        the critic's minibatches. Returns ``(q, steps, metrics)`` to continue from."""
+    def update(self, q, steps, reset_q, noise, critic_orders, horizon: int):
+        """One segment from states ``q [N, S]`` and clocks ``steps [N]``; ``critic_orders [epochs, K*N]``
+        shuffle the critic's minibatches. Returns ``(q, steps, metrics)`` to continue from."""
         config, policy = self.config, self.policy
         factor = lr_factor(config.lr_schedule, self.updates, self.total_updates)
         for opt, lr in ((self.actor_opt, config.learning_rate), (self.critic_opt, config.critic_learning_rate)):
             for group in opt.param_groups:
                 group["lr"] = lr * factor
         objective, segment = segment_objective(self.sim, policy, q, steps, reset_q, noise, config.gamma,
-                                               config.bootstrap, horizon)
+                                               config.bootstrap, horizon, config.reward_scale,
+                                               config.truncation_bootstrap)
         self.actor_opt.zero_grad()
         (-objective).backward()
         norm, skipped = guarded_step(self.actor_opt, policy.actor_parameters(), config.max_grad_norm)
         critic_loss, critic_skipped = 0.0, 0
         if config.bootstrap == "critic":
-            critic_loss, critic_skipped = self.fit_critic(segment, critic_order)
+            critic_loss, critic_skipped = self.fit_critic(segment, critic_orders)
         policy.stats = policy.stats.update(segment.obs.reshape(-1, segment.obs.shape[-1]))
         bad = ~torch.isfinite(segment.final_q).all(1)
         q = torch.where(bad[:, None], reset_q, segment.final_q)
@@ -207,28 +218,29 @@ class TorchAPG:
         self.updates += 1
         metrics = {"actor_loss": float(-objective.detach()), "critic_loss": critic_loss, "grad_norm": norm,
                    "skipped_updates": float(skipped) + critic_skipped, "nonfinite_envs": float(bad.sum()),
-                   "train_reward": float(segment.rewards.mean())}
+                   "train_reward": float(segment.rewards.mean()) / config.reward_scale}
         return q, steps, metrics
 
-    def fit_critic(self, segment: Segment, order: torch.Tensor) -> tuple[float, int]:
-        """One shuffled pass over the segment in ``critic_updates`` guarded minibatch steps to TD(lambda)
-        targets of the target critic, then a Polyak update of the target. Returns (mean loss, skipped)."""
+    def fit_critic(self, segment: Segment, orders: torch.Tensor) -> tuple[float, int]:
+        """``critic_epochs`` passes (shuffled by ``orders [epochs, K*N]``) of ``critic_minibatches`` guarded
+        steps to TD(lambda) targets of the target critic, then a Polyak update of the target, as
+        ``apg_jax.agents.apg.fit_critic``. Returns (mean loss, skipped steps)."""
         config, policy = self.config, self.policy
         with torch.no_grad():
-            values = policy.value(segment.obs, self.target_critic)
-            last = policy.value(self.sim.observe(segment.final_q), self.target_critic)
-            targets = td_lambda_targets(segment.rewards, values, segment.dones, last, config.gamma,
-                                        config.td_lambda).reshape(-1)
+            targets = td_lambda_targets(segment.rewards, policy.value(segment.obs, self.target_critic),
+                                        policy.value(segment.next_obs, self.target_critic), segment.terminated,
+                                        segment.ended, config.gamma, config.td_lambda).reshape(-1)
         inputs = segment.obs.reshape(targets.shape[0], -1)
-        size = targets.shape[0] // config.critic_updates
+        size = targets.shape[0] // config.critic_minibatches
         losses, skipped = [], 0
-        for b in range(config.critic_updates):
-            idx = order[b * size:(b + 1) * size]
-            loss = ((policy.value(inputs[idx]) - targets[idx]) ** 2).mean()
-            self.critic_opt.zero_grad()
-            loss.backward()
-            skipped += guarded_step(self.critic_opt, list(policy.critic_layers), config.max_grad_norm)[1]
-            losses.append(float(loss.detach()))
+        for order in orders:
+            for b in range(config.critic_minibatches):
+                idx = order[b * size:(b + 1) * size]
+                loss = ((policy.value(inputs[idx]) - targets[idx]) ** 2).mean()
+                self.critic_opt.zero_grad()
+                loss.backward()
+                skipped += guarded_step(self.critic_opt, list(policy.critic_layers), config.max_grad_norm)[1]
+                losses.append(float(loss.detach()))
         with torch.no_grad():
             for target, source in zip(self.target_critic, policy.critic_layers):
                 target.mul_(1 - config.target_tau).add_(config.target_tau * source)

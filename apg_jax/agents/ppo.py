@@ -1,10 +1,13 @@
 """PPO with the same networks, observation normalisation, optimizer and evaluation as APG.
 
 Each update collects ``rollout_length`` steps from every environment with the Gaussian policy (actions
-clipped to [-1, 1] by the task), computes GAE(lambda) advantages (ended episodes are not bootstrapped,
-as in APG), and runs ``ppo_epochs`` passes of ``num_minibatches`` minibatch steps on the clipped
-surrogate + value loss - entropy bonus. Actor and critic have their own Adam states with the same
-settings; each minibatch step counts one actor and one critic gradient step.
+clipped to [-1, 1] by the task), computes GAE(lambda) advantages on rewards scaled by ``reward_scale``
+(an episode truncated by the time limit is bootstrapped with the value of the state it reached, a
+terminated one is not; as APG's critic), and runs ``ppo_epochs`` passes of ``num_minibatches`` minibatch
+steps on the clipped surrogate - entropy bonus (actor) and the value loss (critic). Actor and critic have
+their own Adam states with the same settings, so the two losses need no relative weight; each minibatch
+step counts one actor and one critic gradient step. Training episodes start from staggered clocks
+(``stagger_clocks``), as APG's.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from apg_jax.envs.batch import replace_nonfinite, reset_batch, step_with_reset
+from apg_jax.envs.batch import replace_nonfinite, reset_batch, stagger_clocks, step_with_reset, terminated
 from apg_jax.agents.returns import compute_gae
 from apg_jax.config import Schedule, TrainConfig
 from apg_jax.envs.base import DiffEnv, State
@@ -45,9 +48,10 @@ class Batch(NamedTuple):
     returns: jax.Array
 
 
-def ppo_loss(actor_params, critic_params, batch: Batch, obs_stats, *, actor, critic, clip_eps, vf_coef,
-             ent_coef, normalize_advantages):
-    """Clipped surrogate + ``vf_coef`` * value MSE - ``ent_coef`` * entropy; returns (loss, aux dict)."""
+def ppo_loss(actor_params, critic_params, batch: Batch, obs_stats, *, actor, critic, clip_eps, ent_coef,
+             normalize_advantages):
+    """Clipped surrogate - ``ent_coef`` * entropy (a function of the actor only) + value MSE (of the
+    critic only); returns (loss, aux dict)."""
     inputs = normalize(obs_stats, batch.obs)
     mean, log_std = actor.apply(actor_params, inputs)
     log_probs = gaussian_log_prob(batch.actions, mean, log_std)
@@ -58,7 +62,7 @@ def ppo_loss(actor_params, critic_params, batch: Batch, obs_stats, *, actor, cri
     policy_loss = -jnp.mean(jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv))
     value_loss = jnp.mean((critic.apply(critic_params, inputs) - batch.returns) ** 2)
     entropy = gaussian_entropy(log_std)
-    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy
+    loss = policy_loss - ent_coef * entropy + value_loss
     return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
 
 
@@ -68,19 +72,21 @@ def make_ppo(env: DiffEnv, config: TrainConfig, sched: Schedule):
                                   config.init_log_std)
     steps_total = sched.num_updates * sched.actor_steps_per_update
     actor_optimizer = make_optimizer(config.learning_rate, config.max_grad_norm, config.lr_schedule,
-                                     steps_total)
+                                     steps_total, config.adam_betas)
     critic_optimizer = make_optimizer(config.critic_learning_rate, config.max_grad_norm,
-                                      config.lr_schedule, steps_total)
+                                      config.lr_schedule, steps_total, config.adam_betas)
     t_len, n = sched.segment_length, config.num_envs
     batch_size = t_len * n
     minibatch = batch_size // config.num_minibatches
 
     def init(key):
-        k_params, k_env, key = jax.random.split(key, 3)
+        k_params, k_env, k_clock, key = jax.random.split(key, 4)
         actor_params, critic_params = init_params(actor, critic, k_params, env.observation_size)
+        env_state = reset_batch(env, k_env, n)
+        if config.stagger_clocks:
+            env_state = stagger_clocks(env, env_state, k_clock)
         return PPOState(actor_params, critic_params, actor_optimizer.init(actor_params),
-                        critic_optimizer.init(critic_params), init_stats(env.observation_size),
-                        reset_batch(env, k_env, n), key)
+                        critic_optimizer.init(critic_params), init_stats(env.observation_size), env_state, key)
 
     def collect(state: PPOState, reset_state, key):
         def body(env_state, k):
@@ -89,20 +95,21 @@ def make_ppo(env: DiffEnv, config: TrainConfig, sched: Schedule):
             action = mean + jnp.exp(log_std) * jax.random.normal(k, mean.shape)
             value = critic.apply(state.critic_params, inputs)
             next_state, stepped = step_with_reset(env, env_state, action, reset_state)
-            out = (env_state.obs, action, gaussian_log_prob(action, mean, log_std), value,
-                   stepped.reward, stepped.done)
+            next_value = critic.apply(state.critic_params, normalize(state.obs_stats, stepped.obs))
+            ended = stepped.done
+            term = terminated(stepped) if config.truncation_bootstrap else ended
+            out = (env_state.obs, action, gaussian_log_prob(action, mean, log_std), value, next_value,
+                   stepped.reward, term, ended)
             return next_state, out
 
-        final, traj = jax.lax.scan(body, state.env_state, jax.random.split(key, t_len))
-        last_value = critic.apply(state.critic_params, normalize(state.obs_stats, final.obs))
-        return final, traj, last_value
+        return jax.lax.scan(body, state.env_state, jax.random.split(key, t_len))
 
     def sgd_step(carry, minibatch_data: Batch, obs_stats):
         actor_params, critic_params, actor_opt, critic_opt = carry
         grad_fn = jax.value_and_grad(ppo_loss, argnums=(0, 1), has_aux=True)
         (loss, aux), (g_actor, g_critic) = grad_fn(
             actor_params, critic_params, minibatch_data, obs_stats, actor=actor, critic=critic,
-            clip_eps=config.clip_eps, vf_coef=config.vf_coef, ent_coef=config.ent_coef,
+            clip_eps=config.clip_eps, ent_coef=config.ent_coef,
             normalize_advantages=config.normalize_advantages)
         actor_params, actor_opt, skip_a = guarded_update(actor_optimizer, g_actor, actor_opt, actor_params)
         critic_params, critic_opt, skip_c = guarded_update(critic_optimizer, g_critic, critic_opt,
@@ -113,9 +120,9 @@ def make_ppo(env: DiffEnv, config: TrainConfig, sched: Schedule):
     def update(state: PPOState):
         key, k_reset, k_collect, k_perm = jax.random.split(state.key, 4)
         reset_state = reset_batch(env, k_reset, n)
-        final, (obs, actions, log_probs, values, rewards, dones), last_value = collect(state, reset_state,
-                                                                                    k_collect)
-        advantages, returns = compute_gae(rewards * config.reward_scale, values, dones, last_value,
+        final, (obs, actions, log_probs, values, next_values, rewards, terms, ends) = collect(
+            state, reset_state, k_collect)
+        advantages, returns = compute_gae(rewards * config.reward_scale, values, next_values, terms, ends,
                                           config.gamma, config.gae_lambda)
         flat = lambda x: x.reshape((batch_size,) + x.shape[2:])
         data = Batch(flat(obs), flat(actions), flat(log_probs), flat(advantages), flat(returns))
