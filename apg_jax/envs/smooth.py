@@ -6,6 +6,8 @@ sharp versions to within about ``width`` once the argument is a few widths away 
 import jax
 import jax.numpy as jnp
 
+NORM_EPS = 1e-9  #: m, ``safe_norm``'s smoothing (the Warp twins read it from here)
+
 
 def soft_depth(penetration: jax.Array, width: float) -> jax.Array:
     """Smoothed ``max(penetration, 0)``: ``width * softplus(penetration / width)``."""
@@ -17,6 +19,6 @@ def contact_gate(penetration: jax.Array, width: float) -> jax.Array:
     return jax.nn.sigmoid(penetration / width)
 
 
-def safe_norm(v: jax.Array, eps: float = 1e-9) -> jax.Array:
+def safe_norm(v: jax.Array, eps: float = NORM_EPS) -> jax.Array:
     """Euclidean norm over the last axis with a finite gradient at zero: ``sqrt(|v|^2 + eps^2)``."""
     return jnp.sqrt(jnp.sum(v * v, axis=-1) + eps * eps)

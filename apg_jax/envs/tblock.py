@@ -63,6 +63,7 @@ BOXES = np.array([[0.0, -0.5 * S, 2.0 * S, 0.5 * S], [0.0, -2.5 * S, 0.5 * S, 1.
 # The T's outline, counter-clockwise [m]; also the reward's keypoints and the wall contacts.
 VERTICES = S * np.array([[-2, 0], [-2, -1], [-0.5, -1], [-0.5, -4], [0.5, -4], [0.5, -1], [2, -1], [2, 0]],
                         dtype=float)[::-1]
+NORMAL_EPS = 1e-12  #: m^2, keeps the contact normal finite where the distance gradient vanishes
 
 
 def block_mass_properties(mass: float):
@@ -203,7 +204,7 @@ class TBlock(DiffEnv):
         # pusher - block contact
         local = self.world_to_block(pose, pos)
         dist, grad_local = jax.value_and_grad(self.local_distance)(local)
-        normal = R @ (grad_local / jnp.sqrt(jnp.sum(grad_local**2) + 1e-12))  # block -> pusher
+        normal = R @ (grad_local / jnp.sqrt(jnp.sum(grad_local**2) + NORMAL_EPS))  # block -> pusher
         pen = p.pusher_radius - dist
         spring = p.contact_stiffness * soft_depth(pen, p.contact_width)
         gate = contact_gate(pen, p.contact_width)

@@ -12,7 +12,10 @@ class PointMass2DWarp(WarpTask):
 
     def __init__(self, env):
         super().__init__(env)
+        from apg_jax.envs.smooth import NORM_EPS
+
         params = env.params
+        norm_eps2 = float(NORM_EPS) ** 2
         obstacles = tuple(tuple(float(v) for v in o) for o in params.obstacles)
         n_obs = len(obstacles)
         obs = wp.constant(wp.types.matrix(shape=(n_obs, 3), dtype=float)(*[v for o in obstacles for v in o]))
@@ -31,7 +34,7 @@ class PointMass2DWarp(WarpTask):
             for j in range(wp.static(n_obs + 4)):
                 if wp.static(j < n_obs):
                     delta = pos - wp.vec2(obs[j, 0], obs[j, 1])
-                    dist = wp.sqrt(wp.dot(delta, delta) + 1.0e-18)
+                    dist = wp.sqrt(wp.dot(delta, delta) + norm_eps2)
                     depth = obs[j, 2] + radius - dist
                     normal = delta / dist
                 else:

@@ -13,7 +13,7 @@ class TBlockWarp(SubstepWarpTask):
 
     def __init__(self, env):
         super().__init__(env)
-        from apg_jax.envs.tblock import BOXES, VERTICES
+        from apg_jax.envs.tblock import BOXES, NORMAL_EPS, VERTICES
 
         p = env.params
         boxes = wp.constant(wp.types.matrix(shape=(2, 4), dtype=float)(*[float(v) for v in BOXES.ravel()]))
@@ -24,6 +24,7 @@ class TBlockWarp(SubstepWarpTask):
         k, c, cw = float(p.contact_stiffness), float(p.contact_damping), float(p.contact_width)
         mu, v_eps = float(p.friction), float(p.friction_speed)
         sw, uw, gap_w = float(p.sdf_width), float(p.union_width), float(p.gap_smoothing)
+        normal_eps = float(NORMAL_EPS)
         b_t = float(p.trans_resistance)
         b_r = float(p.trans_resistance * env.inertia / p.block_mass)
         h = float(p.dt) / int(p.substeps)
@@ -88,7 +89,7 @@ class TBlockWarp(SubstepWarpTask):
             com = origin + rot(theta, com_local)
             sdf = local_distance(rot(-theta, pos - origin))
             g = wp.vec2(sdf[1], sdf[2])
-            normal = rot(theta, g / wp.sqrt(wp.dot(g, g) + 1.0e-12))
+            normal = rot(theta, g / wp.sqrt(wp.dot(g, g) + normal_eps))
             pen = pr - sdf[0]
             spring = k * soft_depth(pen, cw)
             gate = contact_gate(pen, cw)
