@@ -86,6 +86,14 @@ def load_runs(paths: list[str]) -> list[Run]:
     return runs
 
 
+def area_under_curve(env_steps: np.ndarray, returns: np.ndarray) -> np.ndarray:
+    """Per seed, the evaluation return averaged over the run (trapezoids over env steps, divided by the
+    steps covered): ``[seeds]`` from ``env_steps, returns [seeds, evaluations]``."""
+    width = env_steps[:, -1] - env_steps[:, 0]
+    area = np.sum(0.5 * (returns[:, 1:] + returns[:, :-1]) * np.diff(env_steps, axis=1), axis=1)
+    return area / np.maximum(width, 1)
+
+
 def first_reaching(x: np.ndarray, y: np.ndarray, threshold: float):
     hits = np.nonzero(y >= threshold)[0]
     return float(x[hits[0]]) if hits.size else None
@@ -107,17 +115,21 @@ def summarize(runs: list[Run]) -> dict:
             mean_return = ret.mean(0)
             ret_mean, ret_ci = mean_ci(ret[:, -1])
             suc_mean, suc_ci = mean_ci(suc[:, -1])
+            auc_mean, auc_ci = mean_ci(area_under_curve(run.curve("env_steps"), ret))
+            critic_loss = run.curve("critic_loss")[:, 1:]
             grad = run.curve("grad_norm")[:, 1:]
             entries.append({
                 "name": run.name, "algo": run.config["algo"], "seeds": int(ret.shape[0]),
                 "segment_length": run.config.get("segment_length"), "bootstrap": run.config.get("bootstrap"),
                 "final_return": float(ret_mean), "final_return_ci": float(ret_ci),
                 "final_success": float(suc_mean), "final_success_ci": float(suc_ci),
+                "auc": float(auc_mean), "auc_ci": float(auc_ci),
                 "env_steps": float(run.curve("env_steps")[0, -1]),
                 **{f"{key}_to_threshold": first_reaching(run.curve(key).mean(0), mean_return, threshold)
                    for key, _ in AXES},
                 "grad_norm_median": float(np.nanmedian(grad)) if grad.size else None,
                 "grad_norm_max": float(np.nanmax(grad)) if grad.size else None,
+                "critic_loss_median": float(np.nanmedian(critic_loss)) if critic_loss.size else None,
             })
         ppo = [e for e in entries if e["algo"] == "ppo"]
         for e in entries:
@@ -180,25 +192,28 @@ def plot_ablation(summary: dict, task: str, path: str) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
     for n, bootstrap in enumerate(sorted({e["bootstrap"] for e in entries})):
         color = f"C{n}"
         rows = sorted((e for e in entries if e["bootstrap"] == bootstrap), key=lambda e: e["segment_length"] or horizon)
         k = np.array([e["segment_length"] or horizon for e in rows], float)
         axes[0].errorbar(k, [e["final_return"] for e in rows], yerr=np.nan_to_num([e["final_return_ci"] for e in rows]),
                          marker="o", capsize=3, label=bootstrap, color=color)
+        axes[1].errorbar(k, [e["auc"] for e in rows], yerr=np.nan_to_num([e["auc_ci"] for e in rows]),
+                         marker="o", capsize=3, label=bootstrap, color=color)
         steps = [np.nan if e["env_steps_to_threshold"] is None else e["env_steps_to_threshold"] for e in rows]
-        axes[1].plot(k, steps, marker="o", label=bootstrap, color=color)
-        axes[2].plot(k, [e["grad_norm_median"] for e in rows], marker="o", color=color, label=f"{bootstrap} median")
-        axes[2].plot(k, [e["grad_norm_max"] for e in rows], marker="x", ls="--", color=color, label=f"{bootstrap} max")
-    for ax, label in zip(axes, ("final evaluation return", "env steps to threshold (missing: not reached)",
+        axes[2].plot(k, steps, marker="o", label=bootstrap, color=color)
+        axes[3].plot(k, [e["grad_norm_median"] for e in rows], marker="o", color=color, label=f"{bootstrap} median")
+        axes[3].plot(k, [e["grad_norm_max"] for e in rows], marker="x", ls="--", color=color, label=f"{bootstrap} max")
+    for ax, label in zip(axes, ("final evaluation return", "mean return over the run (AUC)",
+                                "env steps to threshold (missing: not reached)",
                                 "actor gradient norm (before clipping)")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel(f"segment length K (full horizon = {horizon})")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[2].set_yscale("log")
+    axes[3].set_yscale("log")
     fig.suptitle(f"{task}: APG segment-length and bootstrap ablation")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -223,19 +238,23 @@ def markdown(summary: dict, figures: dict) -> str:
     lines = ["# Results", "",
              f"Threshold per task: initial return + {THRESHOLD_FRACTION:.0%} of the best improvement of any "
              "configuration; steps are those of the first evaluation whose seed-mean return reaches it. "
-             "± is the 95 % confidence half-width over seeds; ratios are this row / PPO (below 1: fewer).", ""]
+             "± is the 95 % confidence half-width over seeds; AUC is the evaluation return averaged over the "
+             "run (area under the learning curve over env steps, per seed); ratios are this row / PPO "
+             "(below 1: fewer).", ""]
     for task, data in summary.items():
         lines += [f"## {task}", "",
                   f"Initial return {data['initial_return']:.3f}, best final {data['best_final_return']:.3f}, "
                   f"threshold {data['threshold']:.3f}.", "",
-                  "| configuration | seeds | env steps | final return | final success | env steps to thr. | "
-                  "grad steps to thr. | wall-clock to thr. [s] | env-step ratio | grad-step ratio |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| configuration | seeds | env steps | final return | final success | mean return over the run "
+                  "(AUC) | env steps to thr. | grad steps to thr. | wall-clock to thr. [s] | env-step ratio | "
+                  "grad-step ratio |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for e in data["configurations"]:
             ratio = lambda key: "—" if e[key] is None else f"{e[key]:.3f}"
             lines.append(
                 f"| {e['name']} | {e['seeds']} | {_steps(e['env_steps'])} | {_fmt(e['final_return'], e['final_return_ci'])} | "
-                f"{_fmt(e['final_success'], e['final_success_ci'], 2)} | {_steps(e['env_steps_to_threshold'])} | "
+                f"{_fmt(e['final_success'], e['final_success_ci'], 2)} | {_fmt(e['auc'], e['auc_ci'])} | "
+                f"{_steps(e['env_steps_to_threshold'])} | "
                 f"{_steps(e['grad_steps_to_threshold'])} | {_fmt(e['wall_time_s_to_threshold'], digits=1)} | "
                 f"{ratio('env_steps_ratio_to_ppo')} | {ratio('grad_steps_ratio_to_ppo')} |")
         lines.append("")

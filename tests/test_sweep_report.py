@@ -64,8 +64,11 @@ def test_report_tables_hold_the_numbers_the_synthetic_runs_imply(synthetic_runs,
     assert apg["grad_steps_ratio_to_ppo"] == pytest.approx(0.1)
     assert critic["env_steps_to_threshold"] is None  # final -4: never within 90 % of the best
     assert apg["grad_norm_median"] == pytest.approx(20.0) and apg["grad_norm_max"] == pytest.approx(30.0)
+    # AUC: trapezoids of [-10, -5, -2, -1, -1] over equal steps = (-7.5 - 3.5 - 1.5 - 1) / 4; the seed
+    # offsets (-0.1, 0, 0.1) carry over unchanged
+    assert apg["auc"] == pytest.approx(-3.375) and apg["auc_ci"] == pytest.approx(4.303 * 0.1 / np.sqrt(3), rel=1e-3)
     text = (out / "report.md").read_text()
-    assert "| pointmass1d-apg-Kfull-mc | 3 | 400 | -1.000 ± 0.248 |" in text
+    assert "| pointmass1d-apg-Kfull-mc | 3 | 400 | -1.000 ± 0.248 | 1.00 ± 0.00 | -3.375 ± 0.248 |" in text
     assert "not reached" in text and "| 0.500 | 0.100 |" in text
     for name in ("pointmass1d_curves.png", "pointmass1d_ablation.png"):
         assert (out / name).stat().st_size > 20_000  # a drawn figure, not an empty canvas
