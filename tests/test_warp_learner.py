@@ -116,3 +116,32 @@ def test_warp_backend_training_follows_the_jax_run(tmp_path, segment_length, boo
     np.testing.assert_allclose(load_policy(str(tmp_path / "warp"))(obs), load_policy(str(tmp_path / "jax"))(obs),
                                atol=1e-5)  # measured 8.5e-7
     assert (tmp_path / "warp" / "policy.gif").exists() and (tmp_path / "warp" / "learning_curves.png").exists()
+
+
+def test_torch_learner_refuses_nonfinite_gradients_and_restarts_the_environment():
+    """As the JAX learner (test_apg_gradients): a NaN state poisons the actor gradient and the critic
+    minibatches that hold its transitions; those updates are refused (the actor unchanged, every
+    critic parameter finite), the environment is restarted and counted."""
+    from apg_jax import default_config, make_trainer
+    from warp_bridge.learner import TorchAPG
+
+    config = default_config("pointmass1d", "apg", segment_length=10, bootstrap="critic", num_envs=8,
+                            env_steps=8 * 10 * 4, num_evals=1)
+    trainer = make_trainer(config)
+    learner = trainer.init(jax.random.PRNGKey(0)).learner
+    policy = TorchPolicy(learner.actor_params, learner.critic_params, learner.obs_stats)
+    apg = TorchAPG(warp_bridge.make("pointmass1d"), policy, config, total_updates=4)
+    q = torch.tensor(np.asarray(learner.env_state.pipeline_state))
+    q[3] = float("nan")
+    steps = torch.zeros(8)
+    reset_q = torch.tensor(np.asarray(reset_batch(trainer.env, jax.random.PRNGKey(5), 8).pipeline_state))
+    before = [p.detach().clone() for p in policy.actor_parameters()]
+    orders = torch.stack([torch.randperm(80) for _ in range(config.critic_epochs)])
+    q, steps, metrics = apg.update(q, steps, reset_q, torch.zeros(10, 8, 1), orders, 100)
+    assert all(torch.equal(a, b) for a, b in zip(before, policy.actor_parameters()))
+    assert all(torch.isfinite(p).all() for p in policy.critic_layers)
+    assert 2 <= metrics["skipped_updates"] <= 1 + config.critic_epochs * config.critic_minibatches
+    assert metrics["nonfinite_envs"] == 1.0 and torch.isfinite(q).all() and steps[3] == 0
+    q, steps, metrics = apg.update(q, steps, reset_q, torch.zeros(10, 8, 1), orders, 100)
+    assert metrics["skipped_updates"] == 0 and metrics["nonfinite_envs"] == 0
+    assert not torch.equal(before[0], policy.actor_parameters()[0])
