@@ -8,18 +8,27 @@ from apg_jax.envs.batch import reset_batch
 from apg_jax.envs.base import DiffEnv
 
 
+def rollout_from_states(env: DiffEnv, act_fn, q0: jax.Array):
+    """One full episode of ``act_fn: obs [N, obs] -> action [N, act]`` from physics states ``q0 [N, S]``.
+
+    Returns ``(q [T + 1, N, S], actions [T, N, act], rewards [T, N], success [T, N])``; ``actions`` are
+    the clipped actions passed to ``physics_step``."""
+
+    def body(q, _):
+        u = jnp.clip(act_fn(jax.vmap(env.observe)(q)), -1.0, 1.0)
+        q_next, reward = jax.vmap(env.physics_step)(q, u)
+        return q_next, (q_next, u, reward, jax.vmap(env.success)(q_next))
+
+    _, (qs, actions, rewards, success) = jax.lax.scan(body, q0, None, length=env.episode_length)
+    return jnp.concatenate([q0[None], qs]), actions, rewards, success
+
+
 def rollout(env: DiffEnv, act_fn, key: jax.Array, num_envs: int):
-    """Run ``act_fn: obs [N, obs] -> action [N, act]`` for one episode from ``num_envs`` resets.
+    """One full episode from ``num_envs`` resets drawn with ``key``.
 
     Returns ``(q [T + 1, N, state_dim], rewards [T, N], success [T, N])``."""
-    start = reset_batch(env, key, num_envs)
-
-    def body(state, _):
-        state = jax.vmap(env.step)(state, act_fn(state.obs))
-        return state, (state.pipeline_state, state.reward, state.metrics["success"])
-
-    _, (qs, rewards, success) = jax.lax.scan(body, start, None, length=env.episode_length)
-    return jnp.concatenate([start.pipeline_state[None], qs]), rewards, success
+    qs, _, rewards, success = rollout_from_states(env, act_fn, reset_batch(env, key, num_envs).pipeline_state)
+    return qs, rewards, success
 
 
 def episode_success(env: DiffEnv, success: jax.Array) -> jax.Array:

@@ -91,6 +91,10 @@ class DiffEnv(brax_base.Env):
         The time limit is not a termination (see the module docstring)."""
         return jnp.zeros((), q.dtype)
 
+    def episode_metrics(self, qs: jax.Array) -> dict:
+        """Task-specific numbers of one episode from its states ``qs [T + 1, state_dim]`` (none by default)."""
+        return {}
+
     def draw(self, ax, q) -> None:
         """Draw physics state ``q`` (numpy) on matplotlib axes ``ax``."""
         raise NotImplementedError

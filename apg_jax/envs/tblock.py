@@ -167,6 +167,11 @@ class TBlock(DiffEnv):
         """World positions ``[8, 2]`` of the T's vertices for block-origin pose ``(x, y, theta)``."""
         return pose[:2] + jnp.asarray(VERTICES, pose.dtype) @ rotation(pose[2]).T
 
+    def episode_metrics(self, qs):
+        """``max_coverage`` (over the steps taken) and ``final_coverage`` of an episode ``qs [T + 1, 10]``."""
+        cover = jax.vmap(self.coverage)(qs[1:])
+        return {"max_coverage": jnp.max(cover), "final_coverage": cover[-1]}
+
     def coverage(self, q):
         """Share of the goal T covered by the block (grid estimate, see module docstring)."""
         goal_points = self.vertices_of(q[7:10], self.points)
