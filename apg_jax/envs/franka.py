@@ -192,34 +192,38 @@ def inverse_dynamics(joint_pos, joint_vel, joint_acc, gravity=9.81):
     return _newton_euler(_link_inertials(joint_pos), joint_vel, joint_acc, gravity)
 
 
+def _shift_down(x):
+    """``x [7, ...]`` moved one link outwards: row ``i`` holds ``x[i - 1]``, row 0 zeros (the base)."""
+    return jnp.concatenate([jnp.zeros_like(x[:1]), x[:-1]])
+
+
 def _newton_euler(inertials, joint_vel, joint_acc, gravity):
+    """Recursive Newton-Euler with the recursions written as prefix sums over the links, so the whole
+    chain is a few array operations on ``[7, 3]`` arrays (and so is its gradient):
+    - outwards: ``omega_i = sum_{j<=i} z_j qd_j``; ``alpha_i = sum_{j<=i} z_j qdd_j + omega_{j-1} x z_j qd_j``;
+      the origin acceleration ``a_i = g + sum_{j<=i} alpha_{j-1} x d_j + omega_{j-1} x (omega_{j-1} x d_j)``
+      with ``d_j = o_j - o_{j-1}``; per link ``f_l = m_l a_com,l`` and ``n_l = I_l alpha_l + omega_l x I_l omega_l``;
+    - inwards: the moment about ``o_i`` of the links ``l >= i`` is
+      ``sum_{l>=i} n_l + c_l x f_l  -  o_i x sum_{l>=i} f_l``, and ``tau_i = z_i . moment_i``."""
     axes, origins, coms, inertias = inertials
     dtype = axes.dtype
-    omega = jnp.zeros(3, dtype)
-    alpha = jnp.zeros(3, dtype)
-    acc = jnp.array([0.0, 0.0, gravity], dtype)  # the base accelerates upwards instead of gravity
-    prev_origin = jnp.zeros(3, dtype)
-    forces, torques = [], []
-    for i in range(NUM_JOINTS):
-        offset = origins[i] - prev_origin
-        acc = acc + jnp.cross(alpha, offset) + jnp.cross(omega, jnp.cross(omega, offset))
-        spin = axes[i] * joint_vel[i]
-        alpha = alpha + axes[i] * joint_acc[i] + jnp.cross(omega, spin)
-        omega = omega + spin
-        arm = coms[i] - origins[i]
-        acc_com = acc + jnp.cross(alpha, arm) + jnp.cross(omega, jnp.cross(omega, arm))
-        forces.append(jnp.asarray(LINK_MASS[i], dtype) * acc_com)
-        torques.append(inertias[i] @ alpha + jnp.cross(omega, inertias[i] @ omega))
-        prev_origin = origins[i]
-    tau = [None] * NUM_JOINTS
-    force, moment = jnp.zeros(3, dtype), jnp.zeros(3, dtype)  # wrench of the links beyond, about origin i+1
-    for i in reversed(range(NUM_JOINTS)):
-        next_origin = origins[i + 1] if i + 1 < NUM_JOINTS else origins[i]
-        moment = (torques[i] + jnp.cross(coms[i] - origins[i], forces[i])
-                  + jnp.cross(next_origin - origins[i], force) + moment)
-        force = forces[i] + force
-        tau[i] = jnp.dot(axes[i], moment)
-    return jnp.stack(tau)
+    masses = jnp.asarray(LINK_MASS, dtype)
+    spin = axes * joint_vel[:, None]
+    omega = jnp.cumsum(spin, axis=0)
+    omega_prev = _shift_down(omega)
+    alpha = jnp.cumsum(axes * joint_acc[:, None] + jnp.cross(omega_prev, spin), axis=0)
+    offset = origins - _shift_down(origins)
+    alpha_prev = _shift_down(alpha)
+    base = jnp.array([0.0, 0.0, gravity], dtype)  # the base accelerates upwards instead of gravity
+    acc = base + jnp.cumsum(jnp.cross(alpha_prev, offset) + jnp.cross(omega_prev, jnp.cross(omega_prev, offset)),
+                            axis=0)
+    arm = coms - origins
+    acc_com = acc + jnp.cross(alpha, arm) + jnp.cross(omega, jnp.cross(omega, arm))
+    forces = masses[:, None] * acc_com
+    torques = jnp.einsum("lij,lj->li", inertias, alpha) + jnp.cross(omega, jnp.einsum("lij,lj->li", inertias, omega))
+    outer_sum = lambda x: jnp.cumsum(x[::-1], axis=0)[::-1]  # sum over the links l >= i
+    moment = outer_sum(torques + jnp.cross(coms, forces)) - jnp.cross(origins, outer_sum(forces))
+    return jnp.sum(axes * moment, axis=-1)
 
 
 def bias_forces(joint_pos, joint_vel, gravity=9.81):
@@ -227,22 +231,45 @@ def bias_forces(joint_pos, joint_vel, gravity=9.81):
     return inverse_dynamics(joint_pos, joint_vel, jnp.zeros_like(joint_vel), gravity)
 
 
-def cholesky_solve(matrix, rhs):
-    """Solve ``matrix x = rhs`` for a small symmetric positive-definite ``matrix [n, n]`` (unrolled)."""
-    n = matrix.shape[0]
-    rows = [[None] * n for _ in range(n)]
-    for j in range(n):
-        diag = matrix[j, j] - sum(rows[j][k] ** 2 for k in range(j))
-        rows[j][j] = jnp.sqrt(diag)
-        for i in range(j + 1, n):
-            rows[i][j] = (matrix[i, j] - sum(rows[i][k] * rows[j][k] for k in range(j))) / rows[j][j]
-    y = [None] * n
+def cholesky_factor(matrix):
+    """Lower Cholesky factor ``[n, n]`` of a small symmetric positive-definite ``matrix``, column by column
+    (reads the lower triangle only; no LAPACK call, so it batches on every backend)."""
+    factor = jnp.zeros_like(matrix)
+    for j in range(matrix.shape[0]):
+        column = matrix[j:, j] - factor[j:, :j] @ factor[j, :j]
+        factor = factor.at[j:, j].set(column / jnp.sqrt(column[0]))
+    return factor
+
+
+def factor_solve(factor, rhs):
+    """Solve ``L L^T x = rhs`` with the lower factor ``L [n, n]`` (forward then backward substitution)."""
+    n = factor.shape[0]
+    y = jnp.zeros_like(rhs)
     for i in range(n):
-        y[i] = (rhs[i] - sum(rows[i][k] * y[k] for k in range(i))) / rows[i][i]
-    x = [None] * n
+        y = y.at[i].set((rhs[i] - factor[i, :i] @ y[:i]) / factor[i, i])
+    x = jnp.zeros_like(rhs)
     for i in reversed(range(n)):
-        x[i] = (y[i] - sum(rows[k][i] * x[k] for k in range(i + 1, n))) / rows[i][i]
-    return jnp.stack(x)
+        x = x.at[i].set((y[i] - factor[i + 1:, i] @ x[i + 1:]) / factor[i, i])
+    return x
+
+
+@jax.custom_jvp
+def cholesky_solve(matrix, rhs):
+    """Solve ``matrix x = rhs`` for a small symmetric positive-definite ``matrix [n, n]`` (unrolled
+    Cholesky: no LAPACK call, so it batches on every backend). Its derivative is one more solve with the
+    same factor, ``dx = M^-1 (drhs - dM x)`` (the derivative of ``M^-1 rhs`` for symmetric perturbations
+    ``dM``, the only ones a mass matrix has), instead of differentiating through the factorisation;
+    reverse mode transposes that solve."""
+    return factor_solve(cholesky_factor(matrix), rhs)
+
+
+@cholesky_solve.defjvp
+def _cholesky_solve_jvp(primals, tangents):
+    matrix, rhs = primals
+    d_matrix, d_rhs = tangents
+    factor = cholesky_factor(matrix)
+    x = factor_solve(factor, rhs)
+    return x, factor_solve(factor, d_rhs - d_matrix @ x)
 
 
 @dataclasses.dataclass(frozen=True)
