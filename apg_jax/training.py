@@ -38,12 +38,17 @@ class Trainer(NamedTuple):
     train: Callable  #: key -> (TrainState, metrics [num_chunks])
 
 
-def make_trainer(config: TrainConfig) -> Trainer:
-    """Validate ``config`` and build the trainer (raises ``ConfigError`` before any compilation)."""
-    try:
-        env = envs.make(config.task)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Trainer:
+    """Validate ``config`` and build the trainer (raises ``ConfigError`` before any compilation).
+    ``env`` replaces ``envs.make(config.task)``: a task instance with changed parameters or a pinned
+    implementation (the benchmark's reference), whose name must be ``config.task``."""
+    if env is None:
+        try:
+            env = envs.make(config.task)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    elif env.name != config.task:
+        raise ConfigError(f"env '{env.name}' given for config.task '{config.task}'; pass the task's own env")
     validate(config, env.episode_length)
     sched = schedule(config, env.episode_length)
     make_learner = make_apg if config.algo == "apg" else make_ppo

@@ -89,8 +89,7 @@ def jax_twins(env, qpos, qvel, qacc, u):
         rotations, origins, flange = F.link_frames(q)
         inertials = F._link_inertials(q)
         axes, _, coms, inertias = inertials
-        linear, _ = F._jacobians(*inertials[:3])
-        gravity = F._gravity_torque(linear, env.params.gravity)
+        gravity = F._gravity_torque(inertials, env.params.gravity)
         target = env.joint_target(a)
         return {"flange": flange, "forward_kinematics": F.forward_kinematics(q), "origins": origins.ravel(), "rotations": rotations.ravel(), "axes": axes.ravel(),
                 "coms": coms.ravel(), "inertias": inertias.ravel(), "mass_matrix": F.mass_matrix(q).ravel(),

@@ -159,31 +159,43 @@ def _link_inertials(joint_pos):
     return rotations[:, :, 2], origins, coms, inertias
 
 
-def _jacobians(axes, origins, coms):
-    """Linear ``[7 links, 7 joints, 3]`` (at the centres of mass) and angular Jacobians of the links."""
+def _linear_jacobians(axes, origins, coms):
+    """Linear Jacobians of the links' centres of mass ``[7 links, 7 joints, 3]``."""
     mask = jnp.tril(jnp.ones((NUM_JOINTS, NUM_JOINTS), axes.dtype))[..., None]  # joint j moves link l >= j
-    linear = jnp.cross(axes[None, :, :], coms[:, None, :] - origins[None, :, :]) * mask
-    return linear, axes[None, :, :] * mask
+    return jnp.cross(axes[None, :, :], coms[:, None, :] - origins[None, :, :]) * mask
 
 
-def _mass_matrix(inertials, linear, angular):
-    axes, _, _, inertias = inertials
-    masses = jnp.asarray(LINK_MASS, axes.dtype)
-    translational = jnp.einsum("l,lai,lbi->ab", masses, linear, linear)
-    rotational = jnp.einsum("lai,lij,lbj->ab", angular, inertias, angular)
-    return translational + rotational + jnp.diag(jnp.asarray(ARMATURE, axes.dtype))
+def _mass_matrix(inertials):
+    """``M [7, 7]`` from the link inertials: ``sum_l m_l Jv_l^T Jv_l`` (one product of the stacked linear
+    Jacobians) plus the rotational part ``z_a . (sum_{l >= max(a, b)} I_l) z_b`` (composite link inertias),
+    plus the rotor armature."""
+    axes, origins, coms, inertias = inertials
+    dtype = axes.dtype
+    linear = _linear_jacobians(axes, origins, coms)
+    weighted = jnp.sqrt(jnp.asarray(LINK_MASS, dtype))[:, None, None] * linear  # [link, joint, 3]
+    flat = jnp.swapaxes(weighted, 0, 1).reshape(NUM_JOINTS, -1)
+    composite = jnp.cumsum(inertias[::-1], axis=0)[::-1]  # inertia of links l >= i, [7, 3, 3]
+    spun = jnp.einsum("bij,bj->bi", composite, axes)  # column b of the rotational part, before z_a .
+    upper = jnp.triu(axes @ spun.T)  # [a, b] = z_a . composite_b z_b for a <= b
+    rotational = upper + jnp.triu(upper, 1).T
+    return flat @ flat.T + rotational + jnp.diag(jnp.asarray(ARMATURE, dtype))
 
 
 def mass_matrix(joint_pos):
     """Joint-space inertia ``[7, 7]`` (kg m^2) including rotor armature."""
-    inertials = _link_inertials(joint_pos)
-    return _mass_matrix(inertials, *_jacobians(*inertials[:3]))
+    return _mass_matrix(_link_inertials(joint_pos))
 
 
-def _gravity_torque(linear, gravity):
-    """Joint torques ``[7]`` (N m) that hold the links against gravity: ``-sum_l m_l Jv_l^T g``."""
-    masses = jnp.asarray(LINK_MASS, linear.dtype)
-    return gravity * jnp.einsum("l,la->a", masses, linear[..., 2])
+def _gravity_torque(inertials, gravity):
+    """Joint torques ``[7]`` (N m) that hold the links against gravity: ``z_a . ((c_a - o_a) x m_a g)``
+    summed over the links ``l >= a`` (``-sum_l m_l Jv_l^T g``), from the links' composite mass and first
+    moment."""
+    axes, origins, coms, _ = inertials
+    masses = jnp.asarray(LINK_MASS, axes.dtype)
+    mass = jnp.cumsum(masses[::-1])[::-1]
+    moment = jnp.cumsum((masses[:, None] * coms)[::-1], axis=0)[::-1]
+    arm = moment - mass[:, None] * origins  # sum_{l >= a} m_l (c_l - o_a)
+    return gravity * jnp.cross(axes, arm)[:, 2]
 
 
 def inverse_dynamics(joint_pos, joint_vel, joint_acc, gravity=9.81):
@@ -253,23 +265,36 @@ def factor_solve(factor, rhs):
     return x
 
 
-@jax.custom_jvp
 def cholesky_solve(matrix, rhs):
-    """Solve ``matrix x = rhs`` for a small symmetric positive-definite ``matrix [n, n]`` (unrolled
-    Cholesky: no LAPACK call, so it batches on every backend). Its derivative is one more solve with the
-    same factor, ``dx = M^-1 (drhs - dM x)`` (the derivative of ``M^-1 rhs`` for symmetric perturbations
-    ``dM``, the only ones a mass matrix has), instead of differentiating through the factorisation;
-    reverse mode transposes that solve."""
+    """Solve ``matrix x = rhs`` for a small symmetric positive-definite ``matrix [n, n]``."""
     return factor_solve(cholesky_factor(matrix), rhs)
 
 
-@cholesky_solve.defjvp
-def _cholesky_solve_jvp(primals, tangents):
-    matrix, rhs = primals
-    d_matrix, d_rhs = tangents
-    factor = cholesky_factor(matrix)
-    x = factor_solve(factor, rhs)
-    return x, factor_solve(factor, d_rhs - d_matrix @ x)
+@jax.custom_jvp
+def _forward_dynamics(inertials, joint_vel, torque, gravity):
+    """Joint accelerations ``qdd [7]`` solving ``M qdd + bias = torque`` for the link ``inertials`` (axes,
+    origins, centres of mass, world inertias of ``_link_inertials``), ``joint_vel [7]``, total applied
+    ``torque [7]`` (N m) and ``gravity []`` (m/s^2).
+
+    Derivative by the implicit function theorem instead of differentiating the mass matrix and its
+    factorisation: ``M qdd + bias = NE(qdd) + armature qdd`` (Newton-Euler at the solution), so
+    ``dqdd = M^-1 (dtorque - dNE)`` where ``dNE`` is Newton-Euler's derivative in (inertials, velocities,
+    gravity) at fixed ``qdd``: one more solve with the same factor and one Newton-Euler derivative, while
+    the mass matrix is needed as a value only."""
+    factor = cholesky_factor(_mass_matrix(inertials))
+    return factor_solve(factor, torque - _newton_euler(inertials, joint_vel, jnp.zeros_like(joint_vel), gravity))
+
+
+@_forward_dynamics.defjvp
+def _forward_dynamics_jvp(primals, tangents):
+    inertials, joint_vel, torque, gravity = primals
+    d_inertials, d_joint_vel, d_torque, d_gravity = tangents
+    factor = cholesky_factor(_mass_matrix(inertials))
+    acc = factor_solve(factor, torque - _newton_euler(inertials, joint_vel, jnp.zeros_like(joint_vel), gravity))
+    inverse_dynamics_at = lambda inr, vel, g: _newton_euler(inr, vel, jax.lax.stop_gradient(acc), g)
+    _, d_inverse = jax.jvp(inverse_dynamics_at, (inertials, joint_vel, gravity),
+                           (d_inertials, d_joint_vel, d_gravity))
+    return acc, factor_solve(factor, d_torque - d_inverse)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,14 +361,11 @@ class Franka(DiffEnv):
         """Forward dynamics ``[7]`` (rad/s^2) under applied joint ``torque`` (N m) or, if ``target`` (rad)
         is given, under the controller tracking it; passive torques are always added. One kinematics pass
         serves the mass matrix, the gravity compensation and the Newton-Euler bias forces."""
-        gravity = self.params.gravity
+        gravity = jnp.asarray(self.params.gravity, joint_pos.dtype)
         inertials = _link_inertials(joint_pos)
-        linear, angular = _jacobians(*inertials[:3])
         if target is not None:
-            torque = self.control_torque(joint_pos, joint_vel, target, _gravity_torque(linear, gravity))
-        bias = _newton_euler(inertials, joint_vel, jnp.zeros_like(joint_vel), gravity)
-        rhs = torque + self.passive_torque(joint_pos, joint_vel) - bias
-        return cholesky_solve(_mass_matrix(inertials, linear, angular), rhs)
+            torque = self.control_torque(joint_pos, joint_vel, target, _gravity_torque(inertials, gravity))
+        return _forward_dynamics(inertials, joint_vel, torque + self.passive_torque(joint_pos, joint_vel), gravity)
 
     def substep(self, joint_pos, joint_vel, target, h):
         joint_vel = joint_vel + h * self.joint_acceleration(joint_pos, joint_vel, target=target)
