@@ -54,6 +54,8 @@ class TrainConfig:
     critic_minibatches: int = 4  #: minibatches per pass (SHAC: 4)
     target_tau: float = 0.8  #: target critic <- (1 - tau) target + tau critic, once per update (SHAC's
     #: target_critic_alpha 0.2 is tau 0.8)
+    critic_warmup_steps: int = 0  #: env steps (all envs) during which the critic is fitted but the actor
+    #: ascends the mc objective; the bootstrap enters the actor's objective after them
     # ----- PPO
     rollout_length: int = 32  #: steps per environment per PPO rollout
     ppo_epochs: int = 4  #: passes over each rollout
@@ -173,6 +175,9 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         raise ConfigError(
             f"num_envs * rollout_length = {config.num_envs * config.rollout_length} must be divisible "
             f"by num_minibatches = {config.num_minibatches}")
+    if config.critic_warmup_steps < 0 or config.critic_warmup_steps > config.env_steps:
+        raise ConfigError(f"critic_warmup_steps must be between 0 and env_steps = {config.env_steps}, "
+                          f"got {config.critic_warmup_steps}")
     if len(config.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in config.adam_betas):
         raise ConfigError(f"adam_betas must be two numbers in [0, 1), got {config.adam_betas}")
     if config.algo == "apg" and config.bootstrap == "critic":

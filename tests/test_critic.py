@@ -99,3 +99,26 @@ def test_staggered_clocks_cover_the_horizon_and_evaluation_starts_fresh():
     # full-horizon APG is one whole episode per segment: never staggered
     full = make_trainer(default_config("pointmass1d", "apg", segment_length=None))
     assert np.all(np.asarray(jax.jit(full.init)(jax.random.PRNGKey(0)).learner.env_state.info["steps"]) == 0)
+
+
+def test_critic_warmup_keeps_the_critic_out_of_the_actor_gradient_until_it_ends():
+    """During the warm-up the actor's update is exactly the mc update (the critic is fitted all the same);
+    from the first update after it, the critic's value enters the objective."""
+    common = dict(segment_length=10, num_envs=16, env_steps=16 * 10 * 40, num_evals=1)
+    warm = make_trainer(default_config("pointmass1d", "apg", bootstrap="critic", critic_warmup_steps=16 * 10 * 3,
+                                       **common))
+    mc = make_trainer(default_config("pointmass1d", "apg", bootstrap="mc", **common))
+    state = jax.jit(warm.init)(jax.random.PRNGKey(3)).learner
+    update_warm, update_mc = jax.jit(warm.update), jax.jit(mc.update)
+    for step in range(4):
+        next_warm, metrics_warm = update_warm(state)
+        _, metrics_mc = update_mc(state)
+        same = float(metrics_warm["actor_loss"]) == float(metrics_mc["actor_loss"])
+        assert same == (step < 3), (step, metrics_warm["actor_loss"], metrics_mc["actor_loss"])
+        if step < 3:
+            for a, b in zip(jax.tree.leaves(next_warm.actor_params), jax.tree.leaves(update_mc(state)[0].actor_params)):
+                np.testing.assert_array_equal(a, b)
+            moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(next_warm.critic_params),
+                                                                   jax.tree.leaves(state.critic_params))]
+            assert max(moved) > 1e-4  # the critic is fitted during the warm-up
+        state = next_warm

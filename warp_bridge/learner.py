@@ -202,8 +202,10 @@ class TorchAPG:
         for opt, lr in ((self.actor_opt, config.learning_rate), (self.critic_opt, config.critic_learning_rate)):
             for group in opt.param_groups:
                 group["lr"] = lr * factor
+        warmup_updates = -(-config.critic_warmup_steps // (noise.shape[0] * noise.shape[1]))  # ceil
+        bootstrap = config.bootstrap if self.updates >= warmup_updates else "mc"  # critic warm-up
         objective, segment = segment_objective(self.sim, policy, q, steps, reset_q, noise, config.gamma,
-                                               config.bootstrap, horizon, config.reward_scale,
+                                               bootstrap, horizon, config.reward_scale,
                                                config.truncation_bootstrap)
         self.actor_opt.zero_grad()
         (-objective).backward()

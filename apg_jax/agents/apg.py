@@ -11,7 +11,9 @@ end inside a segment by the time limit (truncation) or a terminal state (termina
 restarts with the next episode. In ``critic`` mode a truncated episode is credited with
 ``gamma V(s_T)`` of the state it reached (differentiated through ``s_T``, as SHAC does), a terminated one
 with nothing. The critic is fitted after every segment to TD(lambda) targets of a target critic:
-``critic_epochs`` shuffled passes of ``critic_minibatches`` minibatches, then a Polyak update.
+``critic_epochs`` shuffled passes of ``critic_minibatches`` minibatches, then a Polyak update. During
+the first ``critic_warmup_steps`` env steps the critic is fitted but left out of the actor's objective
+(the actor ascends the ``mc`` objective), so an unfitted critic's ``dV/ds_K`` never steers the actor.
 
 A segment as long as the horizon, started with synchronised episodes (no clock staggering), is one whole
 episode: plain full-horizon BPTT. Shorter segments start from staggered episode clocks
@@ -45,6 +47,7 @@ class APGState:
     obs_stats: RunningStats
     env_state: State  #: batched, leaves [num_envs, ...]
     key: jax.Array
+    updates: jax.Array  #: [] int32 updates done (the critic warm-up counts them)
 
 
 class Segment(NamedTuple):
@@ -60,12 +63,13 @@ class Segment(NamedTuple):
 
 def segment_objective(actor_params, critic_params, obs_stats, env_state, reset_state, noise, *,
                       env: DiffEnv, actor, critic, gamma: float, bootstrap: str, reward_scale: float = 1.0,
-                      truncation_bootstrap: bool = True):
+                      truncation_bootstrap: bool = True, bootstrap_weight=1.0):
     """Mean over envs of the segment's discounted return (+ bootstraps); differentiable in actor params.
 
     ``env_state`` (leaves ``[N, ...]``, clocks in ``info["steps"]``) is cut from the graph; ``reset_state``
     restarts ended episodes; ``noise [K, N, act]`` is scaled by the policy's std (zeros for a deterministic
-    policy). With ``truncation_bootstrap=False`` a truncation counts as a termination.
+    policy). With ``truncation_bootstrap=False`` a truncation counts as a termination. ``bootstrap_weight``
+    ([] scalar, 0 or 1) multiplies the critic's terms: 0 during the critic warm-up (the ``mc`` objective).
     Returns ``(objective [], Segment)``."""
     start = jax.lax.stop_gradient(env_state)
     value = lambda obs: critic.apply(jax.lax.stop_gradient(critic_params), normalize(obs_stats, obs))
@@ -79,7 +83,7 @@ def segment_objective(actor_params, critic_params, obs_stats, env_state, reset_s
         term = terminated(stepped) if truncation_bootstrap else ended
         total = total + discount * reward
         if bootstrap == "critic":
-            total = total + discount * gamma * (ended - term) * value(stepped.obs)  # truncated: + gamma V(s_T)
+            total = total + bootstrap_weight * discount * gamma * (ended - term) * value(stepped.obs)  # truncated
         discount = jnp.where(ended > 0, 1.0, discount * gamma)
         out = (jax.lax.stop_gradient(state.obs), jax.lax.stop_gradient(stepped.obs),
                jax.lax.stop_gradient(reward), term, ended)
@@ -90,7 +94,7 @@ def segment_objective(actor_params, critic_params, obs_stats, env_state, reset_s
     (final, discount, total), (obs, next_obs, rewards, terms, ends) = jax.lax.scan(
         body, (start, ones, zeros), noise)
     if bootstrap == "critic":  # episodes still running at the cut (one that just ended was credited above)
-        total = total + (1.0 - ends[-1]) * discount * value(final.obs)
+        total = total + bootstrap_weight * (1.0 - ends[-1]) * discount * value(final.obs)
     return jnp.mean(total), Segment(obs, next_obs, rewards, terms, ends, jax.lax.stop_gradient(final))
 
 
@@ -134,6 +138,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule):
     use_critic = config.bootstrap == "critic"
     k, n = sched.segment_length, config.num_envs
     stagger = config.stagger_clocks and k < env.episode_length
+    warmup_updates = -(-config.critic_warmup_steps // sched.steps_per_update)  # ceil
 
     def init(key):
         k_params, k_env, k_clock, key = jax.random.split(key, 4)
@@ -142,7 +147,8 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule):
         if stagger:
             env_state = stagger_clocks(env, env_state, k_clock)
         return APGState(actor_params, critic_params, critic_params, actor_optimizer.init(actor_params),
-                        critic_optimizer.init(critic_params), init_stats(env.observation_size), env_state, key)
+                        critic_optimizer.init(critic_params), init_stats(env.observation_size), env_state, key,
+                        jnp.zeros((), jnp.int32))
 
     def update(state: APGState):
         key, k_reset, k_noise, k_critic = jax.random.split(state.key, 4)
@@ -154,7 +160,8 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule):
             objective, segment = segment_objective(
                 actor_params, state.critic_params, state.obs_stats, state.env_state, reset_state, noise,
                 env=env, actor=actor, critic=critic, gamma=config.gamma, bootstrap=config.bootstrap,
-                reward_scale=config.reward_scale, truncation_bootstrap=config.truncation_bootstrap)
+                reward_scale=config.reward_scale, truncation_bootstrap=config.truncation_bootstrap,
+                bootstrap_weight=(state.updates >= warmup_updates).astype(noise.dtype))
             return -objective, segment
 
         (loss, segment), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor_params)
@@ -173,7 +180,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule):
             state = state.replace(critic_params=params, critic_opt=opt, target_critic_params=target)
         env_state, n_bad = replace_nonfinite(segment.final_state, reset_state)
         state = state.replace(obs_stats=update_stats(state.obs_stats, segment.obs), env_state=env_state,
-                              key=key)
+                              key=key, updates=state.updates + 1)
         metrics = {"actor_loss": loss, "critic_loss": critic_loss, "grad_norm": optax.tree.norm(grads),
                    "skipped_updates": skipped + critic_skipped, "nonfinite_envs": n_bad.astype(jnp.float32),
                    "train_reward": jnp.mean(segment.rewards) / config.reward_scale}
