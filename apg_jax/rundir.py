@@ -123,6 +123,18 @@ def load_checkpoint(run_dir: str, target_state):
     return payload["state"], int(payload["chunk"]), float(payload["wall_time_s"])
 
 
+def load_checkpoint_policy(run_dir: str) -> dict | None:
+    """The actor parameters and observation statistics (leading axis = seed) of the run's last checkpoint,
+    as plain arrays, without rebuilding its training state (so checkpoints of older state layouts load);
+    ``None`` when the run has no checkpoint."""
+    path = os.path.join(run_dir, CHECKPOINT)
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as f:
+        learner = serialization.msgpack_restore(f.read())["state"]["learner"]
+    return {"actor_params": learner["actor_params"], "obs_stats": learner["obs_stats"]}
+
+
 # ----- policy and end-of-run artifacts -------------------------------------------------------------
 def save_policy(run_dir: str, actor_params, obs_stats, seeds) -> None:
     """Actor parameters and observation statistics of every seed (leading axis = seed)."""

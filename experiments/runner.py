@@ -80,6 +80,9 @@ def run_experiment(config: TrainConfig, num_seeds: int, out_dir: str, progress: 
     final_return, final_success = rundir.final_numbers(rows)
     result = RunResult(out_dir, rows, final_return, final_success, compile_time, wall, todo,
                        done == sched.num_chunks)
+    if result.finished and not artifacts:  # a finished run always keeps its policy (experiments.evaluate,
+        learner = state.learner  # experiments.gradients, apg_jax.load_policy read it)
+        rundir.save_policy(out_dir, learner.actor_params, learner.obs_stats, config.seed + np.arange(num_seeds))
     if result.finished and artifacts:
         learner = state.learner
         summary = {"backend": "jax", "final_eval_return": final_return, "final_eval_success": final_success,
