@@ -144,6 +144,7 @@ def plot(rows: list[dict], path: str, task: str, horizon: int) -> None:
         ax.set_xlabel("segment length K")
         ax.set_title(title, fontsize=9)
     axes[1].set_yscale("log")
+    axes[2].set_ylim(bottom=0)
     axes[0].legend()
     fig.suptitle(f"{task}: gradient fidelity ({rows[0]['policy']} policy)", fontsize=10)
     fig.tight_layout()
