@@ -120,7 +120,10 @@ def pinned_task(task: str, revision: str):
     spec = importlib.util.spec_from_file_location(f"{cls.__module__}_at_{revision}", handle.name)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        os.unlink(handle.name)
     return getattr(module, cls.__name__)
 
 
