@@ -9,6 +9,7 @@ import json
 from typing import NamedTuple
 
 ALGOS = ("apg", "ppo")
+AUTO = "auto"
 BOOTSTRAPS = ("mc", "critic")
 
 
@@ -46,7 +47,8 @@ class TrainConfig:
     truncation_bootstrap: bool = True  #: value targets (and APG's critic objective) bootstrap V(s_T) where
     #: an episode ends by the time limit; False treats the time limit as a termination (ablation)
     # ----- APG
-    segment_length: int | None = None  #: K steps per backpropagated segment; None = the full horizon
+    segment_length: int | str | None = None  #: K steps per backpropagated segment; None = the full horizon;
+    #: "auto" = chosen during training from gradient statistics (``apg_jax.adaptive``)
     bootstrap: str = "mc"  #: mc (segment rewards only) | critic (+ gamma^K V(s_K))
     exploration_noise: bool = False  #: reparameterised Gaussian action noise (else deterministic)
     td_lambda: float = 0.95  #: lambda of the critic's TD(lambda) targets
@@ -56,6 +58,12 @@ class TrainConfig:
     #: target_critic_alpha 0.2 is tau 0.8)
     critic_warmup_steps: int = 0  #: env steps (all envs) during which the critic is fitted but the actor
     #: ascends the mc objective; the bootstrap enters the actor's objective after them
+    # ----- adaptive segment length (segment_length="auto")
+    segment_ladder: tuple = (4, 8, 16, 32, 64)  #: the segment lengths auto chooses from; each divides the
+    #: largest (one "macro-update" of the largest length is the unit of env steps); lengths above the horizon
+    #: are dropped
+    adapt_min_cosine: float = 0.9  #: K is long enough when cos(g_K, g_2K) reaches this
+    adapt_min_snr: float = 1.0  #: a gradient is reliable when its signal-to-noise ratio (batch mean) reaches this
     # ----- PPO
     rollout_length: int = 32  #: steps per environment per PPO rollout
     ppo_epochs: int = 4  #: passes over each rollout
@@ -78,7 +86,7 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         names = set(field_names())
         data = {k: v for k, v in data.items() if k in names}  # run records add e.g. num_seeds
-        for name in ("hidden_sizes", "adam_betas"):
+        for name in ("hidden_sizes", "adam_betas", "segment_ladder"):
             data[name] = tuple(data.get(name, getattr(cls, name)))
         return cls().replace(**data)
 
@@ -140,6 +148,7 @@ class Schedule(NamedTuple):
     segment_length: int  #: APG segment length K (resolved), PPO rollout length
     actor_steps_per_update: int  #: optimizer steps of the actor per update
     critic_steps_per_update: int  #: optimizer steps of the critic per update
+    segment_lengths: tuple = ()  #: APG lengths in use: (K,) or the auto ladder (K_max = segment_length)
 
     @property
     def num_updates(self) -> int:
@@ -156,10 +165,27 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         raise ConfigError(f"unknown algo '{config.algo}'; valid: {', '.join(ALGOS)}")
     if config.bootstrap not in BOOTSTRAPS:
         raise ConfigError(f"unknown bootstrap mode '{config.bootstrap}'; valid: {', '.join(BOOTSTRAPS)}")
-    if config.segment_length is not None and not 1 <= config.segment_length <= episode_length:
+    if config.segment_length == AUTO:
+        if config.algo != "apg":
+            raise ConfigError("segment_length='auto' is for --algo apg (PPO has no segments)")
+        rungs = [int(k) for k in config.segment_ladder if int(k) <= episode_length]
+        if not rungs or any(k < 1 for k in rungs) or rungs != sorted(set(rungs)):
+            raise ConfigError(f"segment_ladder must be increasing positive lengths, at least one within the "
+                              f"horizon {episode_length}; got {config.segment_ladder}")
+        if any(rungs[-1] % k for k in rungs):
+            raise ConfigError(f"every length of segment_ladder must divide the largest used ({rungs[-1]}), "
+                              f"e.g. powers of two; got {tuple(rungs)}")
+        if config.lr_schedule != "constant":
+            raise ConfigError("segment_length='auto' needs lr_schedule='constant' (the number of updates "
+                              "depends on the lengths chosen); set lr_schedule=constant")
+        if not 0.0 <= config.adapt_min_cosine <= 1.0 or config.adapt_min_snr < 0.0:
+            raise ConfigError(f"adapt_min_cosine must be in [0, 1] and adapt_min_snr >= 0, got "
+                              f"{config.adapt_min_cosine}, {config.adapt_min_snr}")
+    elif config.segment_length is not None and (isinstance(config.segment_length, str)
+                                                 or not 1 <= config.segment_length <= episode_length):
         raise ConfigError(
-            f"segment_length must be between 1 and the task's horizon {episode_length} "
-            f"(or unset for the full horizon), got {config.segment_length}")
+            f"segment_length must be between 1 and the task's horizon {episode_length}, 'auto', "
+            f"or unset for the full horizon; got {config.segment_length!r}")
     positive = ["env_steps", "num_envs", "num_evals", "num_eval_envs", "rollout_length", "ppo_epochs",
                 "num_minibatches", "critic_epochs", "critic_minibatches", "learning_rate",
                 "critic_learning_rate", "max_grad_norm", "reward_scale"]
@@ -181,7 +207,7 @@ def validate(config: TrainConfig, episode_length: int) -> None:
     if len(config.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in config.adam_betas):
         raise ConfigError(f"adam_betas must be two numbers in [0, 1), got {config.adam_betas}")
     if config.algo == "apg" and config.bootstrap == "critic":
-        k = config.segment_length or episode_length
+        k = segment_lengths(config, episode_length)[0]
         if config.num_envs * k < config.critic_minibatches:
             raise ConfigError(f"a segment holds num_envs * K = {config.num_envs * k} states, fewer than "
                               f"critic_minibatches = {config.critic_minibatches}; lower critic_minibatches")
@@ -194,16 +220,28 @@ def validate(config: TrainConfig, episode_length: int) -> None:
             f"({sched.steps_per_update} transitions = num_envs x segment/rollout length); raise env_steps")
 
 
+def segment_lengths(config: TrainConfig, episode_length: int) -> tuple:
+    """The APG segment lengths a run uses: ``(K,)``, or the ladder within the horizon for ``auto``."""
+    if config.segment_length == AUTO:
+        return tuple(int(k) for k in config.segment_ladder if int(k) <= episode_length)
+    return (config.segment_length or episode_length,)
+
+
 def schedule(config: TrainConfig, episode_length: int) -> Schedule:
-    """Derived sizes; the number of updates is rounded down to a multiple of the evaluation count."""
+    """Derived sizes; the number of updates is rounded down to a multiple of the evaluation count. With
+    ``segment_length="auto"`` an "update" is a macro-update of the largest length: ``K_max / K`` updates of
+    the length in use, so every chunk holds the same env steps whatever the lengths chosen."""
     if config.algo == "apg":
-        k = config.segment_length or episode_length
+        lengths = segment_lengths(config, episode_length)
+        k = lengths[-1]
         critic_steps = config.critic_epochs * config.critic_minibatches if config.bootstrap == "critic" else 0
         actor_steps = 1
     else:
+        lengths = ()
         k = config.rollout_length
         actor_steps = critic_steps = config.ppo_epochs * config.num_minibatches
     steps_per_update = config.num_envs * k
     total_updates = config.env_steps // steps_per_update
     num_chunks = max(min(config.num_evals, total_updates), 1)
-    return Schedule(steps_per_update, total_updates // num_chunks, num_chunks, k, actor_steps, critic_steps)
+    return Schedule(steps_per_update, total_updates // num_chunks, num_chunks, k, actor_steps, critic_steps,
+                    lengths)

@@ -32,10 +32,13 @@ CURVES = "learning_curves.png"
 ANIMATION = "policy.gif"
 OUTPUTS = (METRICS, CONFIG, SUMMARY, POLICY, CURVES, ANIMATION)
 
-#: metrics.csv columns; ``grad_steps`` counts actor (policy) optimizer steps
+#: metrics.csv columns; ``grad_steps`` counts actor (policy) optimizer steps; ``segment_length`` is the
+#: APG segment length used in the chunk, ``segment_snr`` / ``segment_cosine`` the adaptive rule's
+#: statistics of the length it chose after it (``segment_length="auto"`` only; see ``apg_jax.adaptive``)
 COLUMNS = ["algo", "task", "seed", "chunk", "env_steps", "grad_steps", "actor_grad_steps",
            "critic_grad_steps", "wall_time_s", "eval_return", "eval_success", "actor_loss", "critic_loss",
-           "grad_norm", "skipped_updates", "nonfinite_envs", "train_reward"]
+           "grad_norm", "skipped_updates", "nonfinite_envs", "train_reward", "segment_length", "segment_snr",
+           "segment_cosine"]
 _INT_COLUMNS = {"seed", "chunk", "env_steps", "grad_steps", "actor_grad_steps", "critic_grad_steps"}
 _TEXT_COLUMNS = {"algo", "task"}
 
@@ -58,11 +61,19 @@ def prepare(config: TrainConfig, num_seeds: int, out_dir: str) -> None:
     if os.path.exists(path):
         with open(path) as f:
             existing = json.load(f)
-        if existing != record:
+        if not same_config(existing, record):
             diff = sorted(k for k in set(record) | set(existing) if existing.get(k) != record.get(k))
             raise ConfigError(f"{out_dir} holds a run with a different configuration (fields {diff}); "
                               "use another --out directory or the same settings to resume it")
     write_atomic(path, json.dumps(record, indent=2).encode())
+
+
+def same_config(existing: dict, record: dict) -> bool:
+    """Whether a stored configuration record is ``record``; a field the stored one lacks (added to
+    ``TrainConfig`` after it was written) matches when ``record`` holds that field's default."""
+    defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig())))
+    record = json.loads(json.dumps(record))
+    return all(existing.get(k, defaults.get(k, None)) == v for k, v in record.items()) and set(existing) <= set(record)
 
 
 def read_config(run_dir: str) -> tuple[TrainConfig, int]:
@@ -103,7 +114,8 @@ def read_metrics(path: str) -> list[dict]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     convert = lambda k, v: v if k in _TEXT_COLUMNS else int(v) if k in _INT_COLUMNS else float(v)
-    return [{k: convert(k, v) for k, v in r.items()} for r in rows]
+    missing = {c: float("nan") for c in COLUMNS}  # files written before a column was added
+    return [{**missing, **{k: convert(k, v) for k, v in r.items()}} for r in rows]
 
 
 # ----- checkpoints ---------------------------------------------------------------------------------

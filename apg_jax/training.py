@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from apg_jax import envs
+from apg_jax.adaptive import choose_length
 from apg_jax.agents.apg import make_apg
 from apg_jax.agents.ppo import make_ppo
 from apg_jax.config import ConfigError, Schedule, TrainConfig, schedule, validate
@@ -23,7 +24,8 @@ from apg_jax.networks import deterministic_action
 class TrainState:
     learner: Any  #: APGState or PPOState
     eval_key: jax.Array  #: fixed key of the evaluation environments
-    updates: jax.Array  #: [] int32 updates done
+    updates: jax.Array  #: [] int32 learner updates done (APG: actor steps; PPO: rollouts)
+    length_index: jax.Array  #: [] int32 index into ``Schedule.segment_lengths`` of the APG length in use
 
 
 class Trainer(NamedTuple):
@@ -32,8 +34,10 @@ class Trainer(NamedTuple):
     schedule: Schedule
     actor: Any  #: flax Actor module
     init: Callable  #: key -> TrainState
-    update: Callable  #: learner state -> (learner state, metrics): one APG segment / PPO rollout
-    chunk: Callable  #: TrainState -> (TrainState, metrics of scalars)
+    update: Callable  #: learner state -> (learner state, metrics): one APG segment (of the first length) /
+    #: PPO rollout
+    chunk: Callable  #: TrainState -> (TrainState, metrics of scalars); with several segment lengths a
+    #: ``lax.switch`` on ``length_index`` (batch seeds with ``lax.map``, not ``vmap``, which runs every branch)
     evaluate: Callable  #: TrainState -> {"eval_return", "eval_success"}
     train: Callable  #: key -> (TrainState, metrics [num_chunks])
 
@@ -51,30 +55,60 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
         raise ConfigError(f"env '{env.name}' given for config.task '{config.task}'; pass the task's own env")
     validate(config, env.episode_length)
     sched = schedule(config, env.episode_length)
-    make_learner = make_apg if config.algo == "apg" else make_ppo
-    learner_init, learner_update, actor = make_learner(env, config, sched)
+    if config.algo == "apg":
+        learner_init, learner_updates, actor, probe = make_apg(env, config, sched)
+    else:
+        learner_init, learner_update, actor = make_ppo(env, config, sched)
+        learner_updates, probe = (learner_update,), None
+    lengths = sched.segment_lengths or (sched.segment_length,)
+
+    def choose(learner):
+        """``(length index, statistics)`` of the adaptive rule, or index 0 with a single length."""
+        if probe is None:
+            return jnp.zeros((), jnp.int32), {}
+        stats = probe(learner)
+        index = choose_length(stats, config.adapt_min_snr, config.adapt_min_cosine)
+        return index, {"segment_snr": stats.snr[index], "segment_cosine": stats.cosine[index]}
 
     def init(key):
-        return TrainState(learner_init(jax.random.fold_in(key, 0)), jax.random.fold_in(key, 1),
-                          jnp.zeros((), jnp.int32))
+        learner = learner_init(jax.random.fold_in(key, 0))
+        return TrainState(learner, jax.random.fold_in(key, 1), jnp.zeros((), jnp.int32), choose(learner)[0])
 
     def evaluate_state(state: TrainState):
         learner = state.learner
         act = lambda obs: deterministic_action(actor, learner.actor_params, learner.obs_stats, obs)
         return evaluate(env, act, state.eval_key, config.num_eval_envs)
 
+    def updates_at(i: int):
+        """``learner -> (learner, metrics)``: ``updates_per_chunk`` macro-updates at length ``lengths[i]``."""
+        updates = sched.updates_per_chunk * (sched.segment_length // lengths[i])
+
+        def run(learner):
+            learner, per_update = jax.lax.scan(lambda s, _: learner_updates[i](s), learner, None, length=updates)
+            metrics = {name: (jnp.sum(v) if name in ("skipped_updates", "nonfinite_envs") else jnp.nanmean(v))
+                       for name, v in per_update.items()}
+            return learner, metrics, jnp.asarray(updates, jnp.int32)
+        return run
+
+    branches = [updates_at(i) for i in range(len(lengths))]
+
     def chunk(state: TrainState):
-        learner, per_update = jax.lax.scan(lambda s, _: learner_update(s), state.learner, None,
-                                           length=sched.updates_per_chunk)
-        state = TrainState(learner, state.eval_key, state.updates + sched.updates_per_chunk)
-        metrics = {name: (jnp.sum(v) if name in ("skipped_updates", "nonfinite_envs") else jnp.nanmean(v))
-                   for name, v in per_update.items()}
-        return state, {**metrics, **evaluate_state(state)}
+        """A chunk of updates at the length in use, then the evaluation (and the adaptive rule's choice of
+        the next chunk's length)."""
+        if len(branches) == 1:
+            learner, metrics, updates = branches[0](state.learner)
+        else:
+            learner, metrics, updates = jax.lax.switch(state.length_index, branches, state.learner)
+        if config.algo == "apg":
+            metrics["segment_length"] = jnp.asarray(lengths, jnp.float32)[state.length_index]
+        index, stats = choose(learner)
+        state = TrainState(learner, state.eval_key, state.updates + updates, index)
+        return state, {**metrics, **stats, **evaluate_state(state)}
 
     def train(key):
         return jax.lax.scan(lambda s, _: chunk(s), init(key), None, length=sched.num_chunks)
 
-    return Trainer(env, config, sched, actor, init, learner_update, chunk, evaluate_state, train)
+    return Trainer(env, config, sched, actor, init, learner_updates[0], chunk, evaluate_state, train)
 
 
 def seed_keys(first_seed: int, num_seeds: int) -> jax.Array:
@@ -82,8 +116,9 @@ def seed_keys(first_seed: int, num_seeds: int) -> jax.Array:
     return jax.vmap(jax.random.PRNGKey)(jnp.arange(first_seed, first_seed + num_seeds))
 
 
-def step_counts(sched: Schedule, updates: int) -> dict:
-    """Environment and gradient steps consumed after ``updates`` updates."""
-    return {"env_steps": updates * sched.steps_per_update,
+def step_counts(sched: Schedule, chunk: int, updates: int) -> dict:
+    """Environment and gradient steps consumed after ``chunk`` chunks holding ``updates`` learner updates
+    (``TrainState.updates``: with the adaptive segment length it depends on the lengths chosen)."""
+    return {"env_steps": chunk * sched.updates_per_chunk * sched.steps_per_update,
             "actor_grad_steps": updates * sched.actor_steps_per_update,
             "critic_grad_steps": updates * sched.critic_steps_per_update}

@@ -1,6 +1,7 @@
 """Command-line helpers shared by ``run``, ``sweep``, ``report`` and the other entry points."""
 from __future__ import annotations
 
+import argparse
 import ast
 import os
 
@@ -18,6 +19,17 @@ def parse_overrides(pairs: list[str]) -> dict:
         except (ValueError, SyntaxError):
             out[name.strip().replace("-", "_")] = value
     return out
+
+
+def segment_length(text: str):
+    """``--segment-length`` values: an integer, ``auto`` or ``full`` (kept as text; ``full`` means the
+    config value ``None``)."""
+    if text in ("auto", "full"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"segment length must be an integer, 'auto' or 'full', got '{text}'")
 
 
 def config_name(config) -> str:

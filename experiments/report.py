@@ -109,7 +109,8 @@ def summarize(runs: list[Run]) -> dict:
         threshold = initial + THRESHOLD_FRACTION * (best - initial)
         entries = []
         horizon = _horizon(task)
-        order = lambda r: (r.config["algo"], r.config.get("segment_length") or horizon, r.config.get("bootstrap"))
+        order = lambda r: (r.config["algo"], segment_order(r.config.get("segment_length"), horizon),
+                           r.config.get("bootstrap"))
         for run in sorted(mine, key=order):
             ret, suc = run.curve("eval_return"), run.curve("eval_success")
             mean_return = ret.mean(0)
@@ -140,6 +141,11 @@ def summarize(runs: list[Run]) -> dict:
         out[task] = {"initial_return": initial, "best_final_return": best, "threshold": threshold,
                      "horizon": horizon, "configurations": entries}
     return out
+
+
+def segment_order(segment_length, horizon: int) -> float:
+    """Sort key of a segment length: the number, the horizon for ``None`` (full), after all for auto."""
+    return float("inf") if segment_length == "auto" else float(segment_length or horizon)
 
 
 def _horizon(task: str) -> int:
@@ -182,10 +188,12 @@ def plot_curves(runs: list[Run], task: str, path: str) -> str:
 
 
 def plot_ablation(summary: dict, task: str, path: str) -> str | None:
-    """Final return, env steps to threshold and gradient norms against segment length, per bootstrap."""
+    """Final return, AUC, env steps to threshold and gradient norms against segment length, per bootstrap;
+    adaptive (``auto``) runs are horizontal lines with their confidence band."""
     entries = [e for e in summary[task]["configurations"] if e["algo"] == "apg"]
     horizon = summary[task]["horizon"]
-    if len({e["segment_length"] or horizon for e in entries}) < 2:
+    fixed = [e for e in entries if e["segment_length"] != "auto"]
+    if len({e["segment_length"] or horizon for e in fixed}) < 2:
         return None
     import matplotlib
 
@@ -195,7 +203,7 @@ def plot_ablation(summary: dict, task: str, path: str) -> str | None:
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
     for n, bootstrap in enumerate(sorted({e["bootstrap"] for e in entries})):
         color = f"C{n}"
-        rows = sorted((e for e in entries if e["bootstrap"] == bootstrap), key=lambda e: e["segment_length"] or horizon)
+        rows = sorted((e for e in fixed if e["bootstrap"] == bootstrap), key=lambda e: e["segment_length"] or horizon)
         k = np.array([e["segment_length"] or horizon for e in rows], float)
         axes[0].errorbar(k, [e["final_return"] for e in rows], yerr=np.nan_to_num([e["final_return_ci"] for e in rows]),
                          marker="o", capsize=3, label=bootstrap, color=color)
@@ -203,8 +211,15 @@ def plot_ablation(summary: dict, task: str, path: str) -> str | None:
                          marker="o", capsize=3, label=bootstrap, color=color)
         steps = [np.nan if e["env_steps_to_threshold"] is None else e["env_steps_to_threshold"] for e in rows]
         axes[2].plot(k, steps, marker="o", label=bootstrap, color=color)
-        axes[3].plot(k, [e["grad_norm_median"] for e in rows], marker="o", color=color, label=f"{bootstrap} median")
-        axes[3].plot(k, [e["grad_norm_max"] for e in rows], marker="x", ls="--", color=color, label=f"{bootstrap} max")
+        axes[3].plot(k, [e["grad_norm_median"] for e in rows], marker="x", ls="--", color=color, label=f"{bootstrap} median")
+        axes[3].plot(k, [e["grad_norm_max"] for e in rows], marker="x", ls=":", color=color, label=f"{bootstrap} max")
+        for auto in (e for e in entries if e["segment_length"] == "auto" and e["bootstrap"] == bootstrap):
+            for ax, key in ((axes[0], "final_return"), (axes[1], "auc")):
+                mean, ci = auto[key], np.nan_to_num(auto[f"{key}_ci"])
+                ax.axhline(mean, color=color, ls="--", label=f"{bootstrap} auto")
+                ax.axhspan(mean - ci, mean + ci, color=color, alpha=0.12)
+            if auto["env_steps_to_threshold"] is not None:
+                axes[2].axhline(auto["env_steps_to_threshold"], color=color, ls="--", label=f"{bootstrap} auto")
     for ax, label in zip(axes, ("final evaluation return", "mean return over the run (AUC)",
                                 "env steps to threshold (missing: not reached)",
                                 "actor gradient norm (before clipping)")):
@@ -214,7 +229,35 @@ def plot_ablation(summary: dict, task: str, path: str) -> str | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[3].set_yscale("log")
-    fig.suptitle(f"{task}: APG segment-length and bootstrap ablation")
+    fig.suptitle(f"{task}: APG segment-length and bootstrap ablation (dashed: adaptive K)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_segment_lengths(runs: list[Run], task: str, path: str) -> str | None:
+    """The segment length in use against env steps for the adaptive runs (thin: seeds, thick: mean)."""
+    mine = sorted((r for r in runs if r.task == task and r.config.get("segment_length") == "auto"),
+                  key=lambda r: r.name)
+    if not mine:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for i, run in enumerate(mine):
+        steps, k = run.curve("env_steps")[:, 1:], run.curve("segment_length")[:, 1:]
+        ax.step(steps.T, k.T, where="pre", color=f"C{i}", alpha=0.3, lw=0.8)  # the length used up to each point
+        ax.step(steps.mean(0), k.mean(0), where="pre", color=f"C{i}", lw=2, label=f"{run.name} (mean of seeds)")
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("segment length K in use")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.suptitle(f"{task}: adaptive segment length")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -271,8 +314,8 @@ def write_report(paths: list[str], out: str) -> dict:
     for task in summary:
         figures[task] = [plot_curves(runs, task, os.path.join(out, f"{task}_curves.png"))]
         ablation = plot_ablation(summary, task, os.path.join(out, f"{task}_ablation.png"))
-        if ablation:
-            figures[task].append(ablation)
+        lengths = plot_segment_lengths(runs, task, os.path.join(out, f"{task}_segment_length.png"))
+        figures[task] += [fig for fig in (ablation, lengths) if fig]
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     with open(os.path.join(out, "report.md"), "w") as f:

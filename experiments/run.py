@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from experiments.cli import default_out_dir, parse_overrides, select_platform
+from experiments.cli import default_out_dir, parse_overrides, segment_length, select_platform
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -24,7 +24,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--algo", default="apg", help="apg or ppo (default: apg)")
     p.add_argument("--seeds", type=int, default=1, help="number of seeds trained together (default: 1)")
     p.add_argument("--seed", type=int, default=None, help="first seed (default: 0)")
-    p.add_argument("--segment-length", type=int, default=None, help="APG segment length K (default: the task's full horizon)")
+    p.add_argument("--segment-length", type=segment_length, default=None,
+                   help="APG segment length K, or 'auto' to adapt it during training (apg_jax.adaptive); "
+                        "default: the task's tuned length")
     p.add_argument("--bootstrap", default=None, help="APG bootstrap mode: mc or critic")
     p.add_argument("--env-steps", type=float, default=None, help="training budget in env steps")
     p.add_argument("--out", default=None, help="output directory (default: runs/<task>-<algo>-...)")
@@ -47,6 +49,8 @@ def build_config(args: argparse.Namespace):
     for name in ("seed", "segment_length", "bootstrap"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
+    if overrides.get("segment_length") == "full":
+        overrides["segment_length"] = None
     if args.env_steps is not None:
         overrides["env_steps"] = int(args.env_steps)
     return default_config(args.task, args.algo, preset=args.preset, **overrides)

@@ -26,11 +26,12 @@ class RunResult:
     finished: bool = False  #: the whole budget is done
 
 
-def metric_rows(config: TrainConfig, sched, chunk: int, wall: float, metrics: dict, num_seeds: int) -> list:
-    """Rows of one evaluation for every seed; ``metrics`` hold arrays with a leading seed axis."""
-    counts = step_counts(sched, chunk * sched.updates_per_chunk)
-    return [rundir.metric_row(config, config.seed + i, chunk, counts, wall,
-                              {k: np.asarray(v)[i] for k, v in metrics.items()}) for i in range(num_seeds)]
+def metric_rows(config: TrainConfig, sched, chunk: int, wall: float, metrics: dict, updates) -> list:
+    """Rows of one evaluation for every seed; ``metrics`` and ``updates`` (``TrainState.updates``) hold
+    arrays with a leading seed axis."""
+    updates = np.asarray(updates)
+    return [rundir.metric_row(config, config.seed + i, chunk, step_counts(sched, chunk, int(updates[i])), wall,
+                              {k: np.asarray(v)[i] for k, v in metrics.items()}) for i in range(len(updates))]
 
 
 def run_experiment(config: TrainConfig, num_seeds: int, out_dir: str, progress: bool = True,
@@ -45,7 +46,7 @@ def run_experiment(config: TrainConfig, num_seeds: int, out_dir: str, progress: 
     rundir.prepare(config, num_seeds, out_dir)
     keys = seed_keys(config.seed, num_seeds)
     init = jax.jit(jax.vmap(trainer.init))
-    chunk_fn = jax.jit(jax.vmap(trainer.chunk))
+    chunk_fn = jax.jit(batch_seeds(trainer))
 
     t0 = time.perf_counter()
     state = shard_seeds(init(keys))
@@ -55,7 +56,7 @@ def run_experiment(config: TrainConfig, num_seeds: int, out_dir: str, progress: 
     compile_time = time.perf_counter() - t0
     if restored is None:
         done, wall = 0, 0.0
-        rows = metric_rows(config, sched, 0, 0.0, evaluate(state), num_seeds)
+        rows = metric_rows(config, sched, 0, 0.0, evaluate(state), state.updates)
         rundir.write_metrics(out_dir, rows)
     else:
         state, done, wall = restored
@@ -70,7 +71,7 @@ def run_experiment(config: TrainConfig, num_seeds: int, out_dir: str, progress: 
         jax.block_until_ready(metrics)
         wall += time.perf_counter() - start
         done += 1
-        rows += metric_rows(config, sched, done, wall, metrics, num_seeds)
+        rows += metric_rows(config, sched, done, wall, metrics, state.updates)
         rundir.write_metrics(out_dir, rows)
         rundir.save_checkpoint(out_dir, state, done, wall)
         bar.update(eval_return=float(np.mean(metrics["eval_return"])),
@@ -92,6 +93,15 @@ def run_experiment(config: TrainConfig, num_seeds: int, out_dir: str, progress: 
         rundir.write_artifacts(out_dir, config, rows, trainer.actor, learner.actor_params, learner.obs_stats,
                                summary)
     return result
+
+
+def batch_seeds(trainer):
+    """``trainer.chunk`` over a leading seed axis: ``vmap`` with one segment length; with the adaptive
+    length a ``lax.map`` (seeds one after another), since each seed may be at another length and a
+    vmapped ``lax.switch`` would run every length's branch for every seed."""
+    if len(trainer.schedule.segment_lengths) > 1:
+        return lambda states: jax.lax.map(trainer.chunk, states)
+    return jax.vmap(trainer.chunk)
 
 
 def shard_seeds(tree):

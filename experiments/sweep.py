@@ -31,7 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=5, help="seeds per configuration (trained together)")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--segment-lengths", default=None,
-                   help="APG segment lengths, e.g. 4,8,full (default: each task's tuned default)")
+                   help="APG segment lengths, e.g. 4,8,full,auto (default: each task's tuned default)")
     p.add_argument("--bootstraps", default=None, help="APG bootstrap modes, e.g. mc,critic (default: tuned)")
     p.add_argument("--ablation", action="store_true",
                    help=f"APG grid segment length {','.join(ABLATION_SEGMENTS)} x bootstrap mc,critic "
@@ -72,8 +72,8 @@ def build_grid(args) -> list:
                 continue
             base = default_config(task, algo, preset=preset, **overrides)
             for segment in segments or [base.segment_length]:
-                length = None if segment in (None, "full") else int(segment)
-                if length is not None and length > horizon:
+                length = None if segment in (None, "full") else segment if segment == "auto" else int(segment)
+                if isinstance(length, int) and length > horizon:
                     continue
                 for bootstrap in bootstraps or [base.bootstrap]:
                     grid.append(base.replace(segment_length=length, bootstrap=bootstrap))
@@ -98,6 +98,7 @@ def load_manifest(out: str) -> dict:
 
 
 def run_sweep(args, argv: list[str]) -> list[dict]:
+    from apg_jax.rundir import same_config
     from experiments.runner import run_experiment
 
     grid = build_grid(args)
@@ -108,8 +109,8 @@ def run_sweep(args, argv: list[str]) -> list[dict]:
         name = config_name(config)
         entry = {"name": name, "dir": name, "seeds": args.seeds, "status": "pending",
                  "config": dataclasses.asdict(config)}
-        if previous.get(name, {}).get("status") == "done" and previous[name]["config"] == json.loads(
-                json.dumps(entry["config"])) and previous[name]["seeds"] == args.seeds:
+        if previous.get(name, {}).get("status") == "done" and same_config(
+                previous[name]["config"], entry["config"]) and previous[name]["seeds"] == args.seeds:
             entry = previous[name]
         entries.append(entry)
     write_manifest(args.out, entries, argv)

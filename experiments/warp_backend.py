@@ -58,7 +58,7 @@ def train_seed(config: TrainConfig, seed: int, device: str, on_chunk):
     def record(chunk: int):
         params, stats = flax_policy(policy, learner.actor_params)
         values = {name: float(v) for name, v in evaluate_jit(params, stats).items()}
-        rows.append(rundir.metric_row(config, seed, chunk, step_counts(sched, chunk * sched.updates_per_chunk),
+        rows.append(rundir.metric_row(config, seed, chunk, step_counts(sched, chunk, chunk * sched.updates_per_chunk),
                                       wall, {**values, **metrics}))
         on_chunk(rows, values)
 
@@ -87,6 +87,9 @@ def run_warp_experiment(config: TrainConfig, num_seeds: int, out_dir: str, devic
     """Train ``num_seeds`` seeds one after another into ``out_dir`` (``apg_jax.rundir`` format)."""
     if config.algo != "apg":
         raise ConfigError("the warp backend trains APG only (PPO never differentiates through the physics)")
+    if config.segment_length == "auto":
+        raise ConfigError("the warp backend trains fixed segment lengths; use the jax backend for "
+                          "segment_length=auto")
     if num_seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {num_seeds}")
     trainer = make_trainer(config)  # validates before the run directory is written

@@ -28,6 +28,9 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from jax.flatten_util import ravel_pytree
+
+from apg_jax.adaptive import LadderStatistics, ladder_statistics
 from apg_jax.agents.returns import compute_gae
 from apg_jax.config import Schedule, TrainConfig
 from apg_jax.envs.base import DiffEnv, State
@@ -47,7 +50,7 @@ class APGState:
     obs_stats: RunningStats
     env_state: State  #: batched, leaves [num_envs, ...]
     key: jax.Array
-    updates: jax.Array  #: [] int32 updates done (the critic warm-up counts them)
+    env_steps: jax.Array  #: [] int32 env steps trained on (all envs; the critic warm-up counts them)
 
 
 class Segment(NamedTuple):
@@ -128,7 +131,9 @@ def fit_critic(critic, optimizer, params, opt_state, inputs, targets, key, epoch
 
 
 def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule):
-    """Returns ``(init(key) -> APGState, update(APGState) -> (APGState, metrics), actor)``."""
+    """Returns ``(init(key) -> APGState, updates, actor, probe)``: ``updates[i](APGState) -> (APGState,
+    metrics)`` is one segment of length ``sched.segment_lengths[i]``; ``probe(APGState) ->
+    LadderStatistics`` measures the segment gradients of every length (``None`` with a single length)."""
     actor, critic = make_networks(env.action_size, config.hidden_sizes, config.activation,
                                   config.init_log_std)
     actor_optimizer = make_optimizer(config.learning_rate, config.max_grad_norm, config.lr_schedule,
@@ -136,9 +141,8 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule):
     critic_optimizer = make_optimizer(config.critic_learning_rate, config.max_grad_norm, config.lr_schedule,
                                       sched.num_updates * sched.critic_steps_per_update, config.adam_betas)
     use_critic = config.bootstrap == "critic"
-    k, n = sched.segment_length, config.num_envs
-    stagger = config.stagger_clocks and k < env.episode_length
-    warmup_updates = -(-config.critic_warmup_steps // sched.steps_per_update)  # ceil
+    lengths, n = sched.segment_lengths, config.num_envs
+    stagger = config.stagger_clocks and lengths[0] < env.episode_length
 
     def init(key):
         k_params, k_env, k_clock, key = jax.random.split(key, 4)
@@ -150,40 +154,67 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule):
                         critic_optimizer.init(critic_params), init_stats(env.observation_size), env_state, key,
                         jnp.zeros((), jnp.int32))
 
-    def update(state: APGState):
-        key, k_reset, k_noise, k_critic = jax.random.split(state.key, 4)
-        reset_state = reset_batch(env, k_reset, n)
+    def objective(state: APGState, actor_params, env_state, reset_state, noise):
+        """``(objective, Segment)`` of the segment ``noise [K, N', act]`` from ``env_state``."""
+        return segment_objective(
+            actor_params, state.critic_params, state.obs_stats, env_state, reset_state, noise, env=env,
+            actor=actor, critic=critic, gamma=config.gamma, bootstrap=config.bootstrap,
+            reward_scale=config.reward_scale, truncation_bootstrap=config.truncation_bootstrap,
+            bootstrap_weight=(state.env_steps >= config.critic_warmup_steps).astype(noise.dtype))
+
+    def draw(k_reset, k_noise, k):
+        """Reset states ``[N, ...]`` and action noise ``[k, N, act]`` (zeros for a deterministic policy)."""
         noise = (jax.random.normal(k_noise, (k, n, env.action_size)) if config.exploration_noise
                  else jnp.zeros((k, n, env.action_size)))
+        return reset_batch(env, k_reset, n), noise
 
-        def loss_fn(actor_params):
-            objective, segment = segment_objective(
-                actor_params, state.critic_params, state.obs_stats, state.env_state, reset_state, noise,
-                env=env, actor=actor, critic=critic, gamma=config.gamma, bootstrap=config.bootstrap,
-                reward_scale=config.reward_scale, truncation_bootstrap=config.truncation_bootstrap,
-                bootstrap_weight=(state.updates >= warmup_updates).astype(noise.dtype))
-            return -objective, segment
+    def make_update(k: int):
+        def update(state: APGState):
+            key, k_reset, k_noise, k_critic = jax.random.split(state.key, 4)
+            reset_state, noise = draw(k_reset, k_noise, k)
 
-        (loss, segment), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor_params)
-        actor_params, actor_opt, skipped = guarded_update(actor_optimizer, grads, state.actor_opt,
-                                                          state.actor_params)
-        state = state.replace(actor_params=actor_params, actor_opt=actor_opt)
-        critic_loss, critic_skipped = jnp.zeros(()), jnp.zeros(())
-        if use_critic:
-            targets = critic_targets(critic, state.target_critic_params, state.obs_stats, segment, config.gamma,
-                                     config.td_lambda).reshape(-1)
-            inputs = normalize(state.obs_stats, segment.obs).reshape(targets.shape[0], -1)
-            params, opt, critic_loss, critic_skipped = fit_critic(
-                critic, critic_optimizer, state.critic_params, state.critic_opt, inputs, targets, k_critic,
-                config.critic_epochs, config.critic_minibatches)
-            target = optax.incremental_update(params, state.target_critic_params, config.target_tau)
-            state = state.replace(critic_params=params, critic_opt=opt, target_critic_params=target)
-        env_state, n_bad = replace_nonfinite(segment.final_state, reset_state)
-        state = state.replace(obs_stats=update_stats(state.obs_stats, segment.obs), env_state=env_state,
-                              key=key, updates=state.updates + 1)
-        metrics = {"actor_loss": loss, "critic_loss": critic_loss, "grad_norm": optax.tree.norm(grads),
-                   "skipped_updates": skipped + critic_skipped, "nonfinite_envs": n_bad.astype(jnp.float32),
-                   "train_reward": jnp.mean(segment.rewards) / config.reward_scale}
-        return state, metrics
+            def loss_fn(actor_params):
+                value, segment = objective(state, actor_params, state.env_state, reset_state, noise)
+                return -value, segment
 
-    return init, update, actor
+            (loss, segment), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor_params)
+            actor_params, actor_opt, skipped = guarded_update(actor_optimizer, grads, state.actor_opt,
+                                                              state.actor_params)
+            state = state.replace(actor_params=actor_params, actor_opt=actor_opt)
+            critic_loss, critic_skipped = jnp.zeros(()), jnp.zeros(())
+            if use_critic:
+                targets = critic_targets(critic, state.target_critic_params, state.obs_stats, segment,
+                                         config.gamma, config.td_lambda).reshape(-1)
+                inputs = normalize(state.obs_stats, segment.obs).reshape(targets.shape[0], -1)
+                params, opt, critic_loss, critic_skipped = fit_critic(
+                    critic, critic_optimizer, state.critic_params, state.critic_opt, inputs, targets, k_critic,
+                    config.critic_epochs, config.critic_minibatches)
+                target = optax.incremental_update(params, state.target_critic_params, config.target_tau)
+                state = state.replace(critic_params=params, critic_opt=opt, target_critic_params=target)
+            env_state, n_bad = replace_nonfinite(segment.final_state, reset_state)
+            state = state.replace(obs_stats=update_stats(state.obs_stats, segment.obs), env_state=env_state,
+                                  key=key, env_steps=state.env_steps + n * k)
+            metrics = {"actor_loss": loss, "critic_loss": critic_loss, "grad_norm": optax.tree.norm(grads),
+                       "skipped_updates": skipped + critic_skipped, "nonfinite_envs": n_bad.astype(jnp.float32),
+                       "train_reward": jnp.mean(segment.rewards) / config.reward_scale}
+            return state, metrics
+        return update
+
+    def probe(state: APGState) -> LadderStatistics:
+        """Per-env segment gradients of every ladder length from the current states (the training RNG
+        stream is left untouched)."""
+        reset_state, noise = draw(*jax.random.split(jax.random.fold_in(state.key, PROBE_STREAM)), lengths[-1])
+        one = lambda tree: jax.tree.map(lambda x: x[None], tree)
+
+        def per_env(k):
+            def gradient(env_state, reset, eps):
+                f = lambda p: objective(state, p, one(env_state), one(reset), eps[:k, None])[0]
+                return ravel_pytree(jax.grad(f)(state.actor_params))[0]
+            return jax.vmap(gradient, in_axes=(0, 0, 1))(state.env_state, reset_state, noise)
+
+        return ladder_statistics([per_env(k) for k in lengths])
+
+    return init, tuple(make_update(k) for k in lengths), actor, probe if len(lengths) > 1 else None
+
+
+PROBE_STREAM = 0x5E9  #: ``fold_in`` constant of the probe's random numbers

@@ -1,0 +1,161 @@
+"""Adaptive segment length: the rule on synthetic statistics, the probe's statistics against direct batch
+gradients, one compiled program for every length, resume, and equivalence with a fixed length."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from apg_jax import ConfigError, default_config
+from apg_jax.adaptive import LadderStatistics, batch_statistics, choose_length
+from apg_jax.agents.apg import PROBE_STREAM, segment_objective
+from apg_jax.envs.batch import reset_batch
+from apg_jax.networks import make_networks
+from apg_jax.rundir import read_metrics
+from apg_jax.training import make_trainer
+from experiments import run as run_cli
+from experiments.runner import batch_seeds, run_experiment
+
+nan = float("nan")
+
+
+def stats(snr, cosine, finite=None):
+    snr = np.asarray(snr, float)
+    finite = np.ones(len(snr), bool) if finite is None else np.asarray(finite)
+    return LadderStatistics(jnp.asarray(finite), jnp.asarray(snr), jnp.asarray(cosine + [nan]),
+                            jnp.ones(len(snr)))
+
+
+@pytest.mark.parametrize("snr, cosine, finite, expected, why", [
+    ([5, 5, 5, 5], [0.99, 0.99, 0.99], None, 0, "doubling never turns the gradient: the shortest"),
+    ([5, 5, 5, 5], [0.2, 0.5, 0.95], None, 2, "myopic at 0 and 1, settled at 2"),
+    ([5, 5, 5, 5], [0.2, 0.5, 0.3], None, 3, "myopic everywhere: the longest"),
+    ([5, 5, 0.3, 5], [0.2, 0.5, 0.1], None, 1, "the next length is noise: stop below it"),
+    ([5, 5, 5, 5], [0.2, 0.5, 0.1], [True, True, False, True], 1, "a non-finite gradient is never chosen"),
+    ([0.2, 3, 3, 3], [0.99, 0.99, 0.99], None, 1, "an unreliable length gives way to a reliable longer one"),
+    ([0.2, 0.3, 0.1, 0.1], [0.1, 0.1, 0.1], None, 0, "nothing reliable: the shortest (most updates)"),
+    ([5, 5, 5, 5], [nan, 0.99, 0.99], None, 1, "a zero gradient (NaN cosine) counts as myopic"),
+])
+def test_rule_decisions_on_synthetic_statistics(snr, cosine, finite, expected, why):
+    assert int(choose_length(stats(snr, cosine, finite), 1.0, 0.9)) == expected, why
+
+
+def test_batch_statistics_match_numpy():
+    rng = np.random.default_rng(0)
+    samples = rng.normal(0.3, 1.0, (64, 7))
+    mean, snr, finite = batch_statistics(jnp.asarray(samples))
+    noise = samples.var(axis=0, ddof=1).sum() / 64
+    assert bool(finite) and np.allclose(mean, samples.mean(0), atol=1e-6)
+    assert float(snr) == pytest.approx((np.sum(samples.mean(0) ** 2) - noise) / noise, rel=1e-4)
+    samples[3, 2] = np.inf
+    _, snr, finite = batch_statistics(jnp.asarray(samples))
+    assert not bool(finite) and float(snr) == 0.0
+
+
+def test_probe_statistics_are_those_of_the_batch_segment_gradients():
+    """The probe's per-env gradients average to the batch gradient of each length's training objective,
+    from the same states: its norms and consecutive cosines match ones computed directly."""
+    config = default_config("pointmass1d", "apg", segment_length="auto", segment_ladder=(4, 8, 16),
+                            num_envs=16, env_steps=16 * 16 * 20, bootstrap="critic")
+    trainer = make_trainer(config)
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(3))
+    update = jax.jit(trainer.update)
+    learner = state.learner
+    for _ in range(3):  # trained a little, so the critic and the observation statistics are not initial
+        learner, _ = update(learner)
+    env = trainer.env
+    from apg_jax.agents.apg import make_apg
+    probe = make_apg(env, config, trainer.schedule)[3]
+    measured = jax.jit(probe)(learner)
+    k_reset, _ = jax.random.split(jax.random.fold_in(learner.key, PROBE_STREAM))
+    reset_state = reset_batch(env, k_reset, config.num_envs)
+    actor, critic = make_networks(env.action_size, config.hidden_sizes, config.activation, config.init_log_std)
+    grads = []
+    for k in (4, 8, 16):
+        noise = jnp.zeros((k, config.num_envs, env.action_size))
+        objective = lambda p: segment_objective(p, learner.critic_params, learner.obs_stats, learner.env_state,
+                                                reset_state, noise, env=env, actor=actor, critic=critic,
+                                                gamma=config.gamma, bootstrap="critic")[0]
+        grads.append(jax.flatten_util.ravel_pytree(jax.grad(objective)(learner.actor_params))[0])
+    norms = [float(jnp.linalg.norm(g)) for g in grads]
+    np.testing.assert_allclose(np.asarray(measured.norm), norms, rtol=2e-4)
+    cosines = [float(a @ b / (jnp.linalg.norm(a) * jnp.linalg.norm(b))) for a, b in zip(grads[:-1], grads[1:])]
+    np.testing.assert_allclose(np.asarray(measured.cosine[:-1]), cosines, rtol=1e-4, atol=1e-5)
+    assert bool(jnp.all(measured.finite)) and np.all(np.asarray(measured.snr) > 0)
+
+
+def test_every_length_runs_in_one_compiled_program(compiles):
+    """Seeds at different lengths, and lengths changing between chunks, never recompile."""
+    config = default_config("pointmass1d", "apg", segment_length="auto", segment_ladder=(4, 8, 16),
+                            num_envs=8, env_steps=8 * 16 * 2 * 4, num_evals=4)
+    trainer = make_trainer(config)
+    chunk = jax.jit(batch_seeds(trainer))
+    states = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.PRNGKey(0), 3))
+    seen = None
+    for indices in ([0, 1, 2], [2, 2, 0], [1, 0, 1]):
+        states = states.replace(length_index=jnp.asarray(indices, jnp.int32))
+        before = states.updates
+        states, metrics = chunk(states)
+        np.testing.assert_array_equal(metrics["segment_length"], [(4, 8, 16)[i] for i in indices])
+        # a chunk holds the same env steps at every length: 16 / K updates per macro-update
+        np.testing.assert_array_equal(states.updates - before, [2 * 16 // (4, 8, 16)[i] for i in indices])
+        if seen is None:
+            seen = len(compiles)
+    assert len(compiles) == seen, "changing segment lengths recompiled the chunk"
+
+
+def strip_wall(rows):
+    same = lambda v: "nan" if isinstance(v, float) and np.isnan(v) else v
+    return [{k: same(v) for k, v in r.items() if k != "wall_time_s"} for r in rows]
+
+
+def test_auto_resumes_with_the_length_in_use(tmp_path):
+    config = default_config("pointmass1d", "apg", segment_length="auto", segment_ladder=(4, 8),
+                            num_envs=16, env_steps=16 * 8 * 4 * 6, num_evals=6)
+    full = run_experiment(config, 2, str(tmp_path / "full"), progress=False, artifacts=False)
+    run_experiment(config, 2, str(tmp_path / "cut"), progress=False, max_chunks=3, artifacts=False)
+    resumed = run_experiment(config, 2, str(tmp_path / "cut"), progress=False, artifacts=False)
+    assert strip_wall(resumed.rows) == strip_wall(full.rows)
+    lengths = [r["segment_length"] for r in full.rows if r["chunk"] > 0]
+    assert set(lengths) <= {4.0, 8.0}
+    grads = {s: [r["actor_grad_steps"] for r in full.rows if r["seed"] == s] for s in (0, 1)}
+    assert all(np.all(np.diff(g) > 0) for g in grads.values())
+
+
+def test_auto_held_at_one_length_trains_exactly_as_that_fixed_length(tmp_path):
+    """With a threshold no gradient reaches the rule stays at the shortest length: the same numbers as
+    a fixed-K run (the probe draws its own random numbers)."""
+    common = dict(num_envs=16, env_steps=16 * 16 * 2 * 4, num_evals=4)
+    auto = default_config("pointmass1d", "apg", segment_length="auto", segment_ladder=(8, 16),
+                          adapt_min_snr=float("inf"), **common)
+    fixed = default_config("pointmass1d", "apg", segment_length=8, **common)
+    a = run_experiment(auto, 1, str(tmp_path / "auto"), progress=False, artifacts=False).rows
+    f = run_experiment(fixed, 1, str(tmp_path / "fixed"), progress=False, artifacts=False).rows
+    for key in ("env_steps", "actor_grad_steps", "segment_length"):
+        assert [r[key] for r in a[1:]] == [r[key] for r in f[1:]], key
+    for key in ("eval_return", "grad_norm", "actor_loss"):  # seeds under lax.map vs vmap: float32 rounding
+        np.testing.assert_allclose([r[key] for r in a[1:]], [r[key] for r in f[1:]], rtol=1e-5)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(algo="ppo"), "is for --algo apg"),
+    (dict(segment_ladder=(4, 6, 8)), "must divide the largest"),
+    (dict(segment_ladder=(8, 4)), "increasing positive lengths"),
+    (dict(segment_ladder=(128, 256)), "at least one within the horizon 100"),
+    (dict(lr_schedule="linear"), "needs lr_schedule='constant'"),
+    (dict(adapt_min_cosine=1.5), "adapt_min_cosine must be in"),
+    (dict(segment_length="automatic"), "'auto', or unset"),
+])
+def test_auto_rejects_impossible_configurations(overrides, message):
+    config = default_config("pointmass1d", "apg", segment_length="auto").replace(**overrides)
+    with pytest.raises(ConfigError, match=message):
+        make_trainer(config)
+
+
+def test_cli_takes_auto_and_full():
+    assert run_cli.build_config(run_cli.parse_args(["--task", "franka", "--segment-length", "auto"])
+                                ).segment_length == "auto"
+    assert run_cli.build_config(run_cli.parse_args(["--task", "franka", "--segment-length", "full"])
+                                ).segment_length is None
+    assert run_cli.build_config(run_cli.parse_args(["--task", "franka"])).segment_length == 25
+    with pytest.raises(SystemExit):
+        run_cli.parse_args(["--segment-length", "long"])
