@@ -74,6 +74,28 @@ def test_report_tables_hold_the_numbers_the_synthetic_runs_imply(synthetic_runs,
         assert (out / name).stat().st_size > 20_000  # a drawn figure, not an empty canvas
 
 
+def test_report_places_adaptive_runs_after_fixed_lengths_and_plots_their_length(synthetic_runs, tmp_path):
+    auto = default_config("pointmass1d", "apg", segment_length="auto")
+    write_synthetic_run(synthetic_runs / "d", auto, [0, 100, 200, 300, 400], [0, 8, 12, 14, 15],
+                        [np.array([-10.0, -4.0, -2.0, -1.0, -0.9]) + o for o in (-0.1, 0.0, 0.1)])
+    with open(synthetic_runs / "d" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:  # lengths 4 -> 8 -> 16 -> 16 over the chunks
+        row["segment_length"] = [float("nan"), 4, 8, 16, 16][int(row["chunk"])]
+    with open(synthetic_runs / "d" / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "report"
+    summary = report.write_report([str(synthetic_runs)], str(out))["pointmass1d"]
+    names = [e["name"] for e in summary["configurations"] if e["algo"] == "apg"]
+    assert names == ["pointmass1d-apg-K50-critic", "pointmass1d-apg-Kfull-mc", "pointmass1d-apg-Kauto-mc"]
+    entry = summary["configurations"][2]
+    assert entry["segment_length"] == "auto" and entry["final_return"] == pytest.approx(-0.9)
+    assert (out / "pointmass1d_segment_length.png").stat().st_size > 10_000
+    assert "pointmass1d_segment_length.png" in (out / "report.md").read_text()
+
+
 def test_report_rejects_directories_without_runs(tmp_path):
     with pytest.raises(SystemExit, match="no run directories"):
         report.write_report([str(tmp_path)], str(tmp_path / "out"))
