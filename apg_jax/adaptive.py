@@ -1,22 +1,20 @@
 """Adaptive segment length (``segment_length="auto"``): the rule that picks K from gradient statistics.
 
-Between evaluation chunks the learner measures, from its current training states and parameters, the
-per-environment segment gradients ``g_K`` of every length of a ladder ``K_0 < K_1 < ...`` (powers of
-two by default). Two statistics decide:
+Before the first chunk and between evaluation chunks the learner measures, from its current training
+states and parameters, the per-environment segment gradients ``g_K`` of every length of a ladder
+``K_0 < K_1 < ...`` (powers of two by default). Two statistics decide:
 
 - **reliability**: the signal-to-noise ratio of the batch-mean gradient,
   ``snr = (|mean|^2 - tr(C)/N) / (tr(C)/N)`` over the ``N`` environments (``C`` their covariance; the
   squared mean is corrected for its own sampling error), and finiteness;
-- **myopia**: the cosine between the mean gradients of consecutive lengths, ``cos(g_K, g_2K)``: when
-  doubling the segment turns the gradient, the K-step objective is missing future consequences of the
-  actions that matter.
+- **agreement**: the cosine between a length's mean gradient and that of the *reference*, the longest
+  reliable length (the least truncated gradient that is not noise).
 
-The rule walks up the ladder from the shortest length and moves from ``K`` to ``2K`` while the longer
-gradient is reliable (finite, ``snr >= min_snr``) and the current one is myopic
-(``cos(g_K, g_2K) < min_cosine``) or unreliable. It stops at the shortest length that is reliable and
-that doubling does not turn, or where the longer gradient is too noisy to trust (exploding or chaotic
-dynamics): short segments when they suffice (more updates per env step), longer ones when the task needs
-them, never one whose gradient is noise. No statistic is task-specific.
+The rule picks the shortest reliable length whose gradient agrees with the reference
+(``cos >= min_cosine``): short segments where they point where the long ones do (more updates per env
+step), the reference itself where every shorter one is myopic, and never a length whose gradient is noise
+or explodes (chaotic or stiff dynamics). When no length is reliable (near an optimum every gradient is
+mostly noise) the length in use is kept. No statistic is task-specific.
 """
 from __future__ import annotations
 
@@ -27,11 +25,11 @@ import jax.numpy as jnp
 
 
 class LadderStatistics(NamedTuple):
-    """Statistics of the segment gradients of every ladder length (leading axis: length)."""
+    """Statistics of the segment gradients of every ladder length (leading axes: length)."""
 
     finite: jax.Array  #: [R] bool, every per-env gradient finite
     snr: jax.Array  #: [R] signal-to-noise ratio of the batch-mean gradient (0 where not finite)
-    cosine: jax.Array  #: [R] cos(g_K_i, g_K_{i+1}); NaN for the longest length
+    cosine: jax.Array  #: [R, R] cosines between the lengths' mean gradients (NaN where one is zero)
     norm: jax.Array  #: [R] norm of the batch-mean gradient
 
 
@@ -51,21 +49,27 @@ def batch_statistics(samples: jax.Array) -> tuple[jax.Array, jax.Array, jax.Arra
 def ladder_statistics(samples: list) -> LadderStatistics:
     """Statistics of per-environment gradients ``samples[i] [N, P]`` of ladder length ``i``."""
     means, snrs, finites = zip(*(batch_statistics(s) for s in samples))
-    norms = [jnp.linalg.norm(m) for m in means]
-    cosines = [jnp.dot(a, b) / jnp.maximum(na * nb, 1e-30)
-               for a, b, na, nb in zip(means[:-1], means[1:], norms[:-1], norms[1:])]
-    cosines.append(jnp.asarray(jnp.nan, means[0].dtype))
-    return LadderStatistics(jnp.stack(finites), jnp.stack(snrs), jnp.stack(cosines), jnp.stack(norms))
+    means = jnp.stack(means)
+    norms = jnp.linalg.norm(means, axis=1)
+    products = jnp.outer(norms, norms)
+    cosine = jnp.where(products > 0, means @ means.T / jnp.where(products > 0, products, 1.0), jnp.nan)
+    return LadderStatistics(jnp.stack(finites), jnp.stack(snrs), cosine, norms)
 
 
-def choose_length(stats: LadderStatistics, min_snr: float, min_cosine: float) -> jax.Array:
-    """Index ``[] int32`` into the ladder chosen by the rule of this module's docstring."""
-    index = jnp.zeros((), jnp.int32)
-    climbing = jnp.ones((), bool)
-    for i in range(stats.snr.shape[0] - 1):  # the ladder is short and static
-        reliable_here = stats.finite[i] & (stats.snr[i] >= min_snr)
-        reliable_next = stats.finite[i + 1] & (stats.snr[i + 1] >= min_snr)
-        myopic = ~(stats.cosine[i] >= min_cosine)  # a NaN cosine (zero gradient) counts as myopic
-        climbing = climbing & reliable_next & (myopic | ~reliable_here)
-        index = index + climbing.astype(jnp.int32)
-    return index
+def reference_length(stats: LadderStatistics, min_snr: float) -> tuple[jax.Array, jax.Array]:
+    """``(index [] int32, any [] bool)``: the longest reliable length, and whether there is one."""
+    reliable = stats.finite & (stats.snr >= min_snr)
+    positions = jnp.arange(reliable.shape[0])
+    return jnp.max(jnp.where(reliable, positions, -1)).astype(jnp.int32), jnp.any(reliable)
+
+
+def choose_length(stats: LadderStatistics, current: jax.Array, min_snr: float, min_cosine: float) -> jax.Array:
+    """Index ``[] int32`` into the ladder chosen by the rule of this module's docstring (``current``: the
+    index in use, kept when no length is reliable)."""
+    reliable = stats.finite & (stats.snr >= min_snr)
+    reference, any_reliable = reference_length(stats, min_snr)
+    positions = jnp.arange(reliable.shape[0])
+    agrees = stats.cosine[:, jnp.maximum(reference, 0)] >= min_cosine  # NaN (a zero gradient) never agrees
+    candidates = reliable & (agrees | (positions == reference))
+    shortest = jnp.argmax(candidates).astype(jnp.int32)  # first True; the reference is always one
+    return jnp.where(any_reliable, shortest, jnp.asarray(current, jnp.int32))

@@ -62,7 +62,8 @@ class TrainConfig:
     segment_ladder: tuple = (4, 8, 16, 32, 64)  #: the segment lengths auto chooses from; each divides the
     #: largest (one "macro-update" of the largest length is the unit of env steps); lengths above the horizon
     #: are dropped
-    adapt_min_cosine: float = 0.9  #: K is long enough when cos(g_K, g_2K) reaches this
+    adapt_min_cosine: float = 0.9  #: K is long enough when cos(g_K, g_ref) reaches this (g_ref: the
+    #: gradient of the longest length whose gradient is reliable)
     adapt_min_snr: float = 1.0  #: a gradient is reliable when its signal-to-noise ratio (batch mean) reaches this
     # ----- PPO
     rollout_length: int = 32  #: steps per environment per PPO rollout
@@ -178,8 +179,8 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         if config.lr_schedule != "constant":
             raise ConfigError("segment_length='auto' needs lr_schedule='constant' (the number of updates "
                               "depends on the lengths chosen); set lr_schedule=constant")
-        if not 0.0 <= config.adapt_min_cosine <= 1.0 or config.adapt_min_snr < 0.0:
-            raise ConfigError(f"adapt_min_cosine must be in [0, 1] and adapt_min_snr >= 0, got "
+        if not -1.0 <= config.adapt_min_cosine <= 1.0 or config.adapt_min_snr < 0.0:
+            raise ConfigError(f"adapt_min_cosine must be in [-1, 1] and adapt_min_snr >= 0, got "
                               f"{config.adapt_min_cosine}, {config.adapt_min_snr}")
     elif config.segment_length is not None and (isinstance(config.segment_length, str)
                                                  or not 1 <= config.segment_length <= episode_length):

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from apg_jax import envs
-from apg_jax.adaptive import choose_length
+from apg_jax.adaptive import choose_length, reference_length
 from apg_jax.agents.apg import make_apg
 from apg_jax.agents.ppo import make_ppo
 from apg_jax.config import ConfigError, Schedule, TrainConfig, schedule, validate
@@ -62,17 +62,20 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
         learner_updates, probe = (learner_update,), None
     lengths = sched.segment_lengths or (sched.segment_length,)
 
-    def choose(learner):
+    def choose(learner, current):
         """``(length index, statistics)`` of the adaptive rule, or index 0 with a single length."""
         if probe is None:
             return jnp.zeros((), jnp.int32), {}
         stats = probe(learner)
-        index = choose_length(stats, config.adapt_min_snr, config.adapt_min_cosine)
-        return index, {"segment_snr": stats.snr[index], "segment_cosine": stats.cosine[index]}
+        index = choose_length(stats, current, config.adapt_min_snr, config.adapt_min_cosine)
+        reference, _ = reference_length(stats, config.adapt_min_snr)
+        return index, {"segment_snr": stats.snr[index],
+                       "segment_cosine": stats.cosine[index, jnp.maximum(reference, 0)]}
 
     def init(key):
         learner = learner_init(jax.random.fold_in(key, 0))
-        return TrainState(learner, jax.random.fold_in(key, 1), jnp.zeros((), jnp.int32), choose(learner)[0])
+        start = jnp.asarray(len(lengths) // 2, jnp.int32)  # kept only if no length is reliable at the start
+        return TrainState(learner, jax.random.fold_in(key, 1), jnp.zeros((), jnp.int32), choose(learner, start)[0])
 
     def evaluate_state(state: TrainState):
         learner = state.learner
@@ -101,7 +104,7 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
             learner, metrics, updates = jax.lax.switch(state.length_index, branches, state.learner)
         if config.algo == "apg":
             metrics["segment_length"] = jnp.asarray(lengths, jnp.float32)[state.length_index]
-        index, stats = choose(learner)
+        index, stats = choose(learner, state.length_index)
         state = TrainState(learner, state.eval_key, state.updates + updates, index)
         return state, {**metrics, **stats, **evaluate_state(state)}
 

@@ -110,7 +110,8 @@ def run_sweep(args, argv: list[str]) -> list[dict]:
         entry = {"name": name, "dir": name, "seeds": args.seeds, "status": "pending",
                  "config": dataclasses.asdict(config)}
         if previous.get(name, {}).get("status") == "done" and same_config(
-                previous[name]["config"], entry["config"]) and previous[name]["seeds"] == args.seeds:
+                previous[name]["config"], entry["config"]) and previous[name]["seeds"] == args.seeds and \
+                os.path.exists(os.path.join(args.out, previous[name]["dir"], "metrics.csv")):  # not deleted since
             entry = previous[name]
         entries.append(entry)
     write_manifest(args.out, entries, argv)

@@ -18,25 +18,35 @@ from experiments.runner import batch_seeds, run_experiment
 nan = float("nan")
 
 
-def stats(snr, cosine, finite=None):
+def stats(snr, degrees, finite=None):
+    """Statistics of mean gradients at the given angles (2-D unit vectors) with the given SNRs."""
     snr = np.asarray(snr, float)
     finite = np.ones(len(snr), bool) if finite is None else np.asarray(finite)
-    return LadderStatistics(jnp.asarray(finite), jnp.asarray(snr), jnp.asarray(cosine + [nan]),
+    angles = np.radians(degrees)
+    return LadderStatistics(jnp.asarray(finite), jnp.asarray(snr), jnp.asarray(np.cos(angles[:, None] - angles)),
                             jnp.ones(len(snr)))
 
 
-@pytest.mark.parametrize("snr, cosine, finite, expected, why", [
-    ([5, 5, 5, 5], [0.99, 0.99, 0.99], None, 0, "doubling never turns the gradient: the shortest"),
-    ([5, 5, 5, 5], [0.2, 0.5, 0.95], None, 2, "myopic at 0 and 1, settled at 2"),
-    ([5, 5, 5, 5], [0.2, 0.5, 0.3], None, 3, "myopic everywhere: the longest"),
-    ([5, 5, 0.3, 5], [0.2, 0.5, 0.1], None, 1, "the next length is noise: stop below it"),
-    ([5, 5, 5, 5], [0.2, 0.5, 0.1], [True, True, False, True], 1, "a non-finite gradient is never chosen"),
-    ([0.2, 3, 3, 3], [0.99, 0.99, 0.99], None, 1, "an unreliable length gives way to a reliable longer one"),
-    ([0.2, 0.3, 0.1, 0.1], [0.1, 0.1, 0.1], None, 0, "nothing reliable: the shortest (most updates)"),
-    ([5, 5, 5, 5], [nan, 0.99, 0.99], None, 1, "a zero gradient (NaN cosine) counts as myopic"),
+@pytest.mark.parametrize("snr, degrees, finite, current, expected, why", [
+    ([5, 5, 5, 5], [0, 0, 0, 0], None, 3, 0, "every length points the same way: the shortest"),
+    ([5, 5, 5, 5], [60, 40, 10, 0], None, 0, 2, "the shortest within 25 degrees (cos 0.9) of the longest"),
+    ([5, 5, 5, 0.3], [60, 40, 10, 0], None, 0, 2, "a noisy longest length is no reference: the next is"),
+    ([5, 5, 5, 0.3], [60, 20, 0, 0], None, 0, 1, "agreement is with the reference, not the noisy length"),
+    ([5, 5, 5, 5], [60, 40, 10, 0], [True, True, True, False], 0, 2, "a non-finite gradient is never used"),
+    ([0.2, 3, 3, 3], [0, 0, 0, 0], None, 0, 1, "an unreliable length is not chosen even where it agrees"),
+    ([5, 5, 5, 5], [90, 70, 50, 0], None, 0, 3, "every shorter length is myopic: the reference"),
+    ([0.2, 0.3, 0.1, 0.1], [0, 50, 0, 80], None, 2, 2, "nothing reliable: the length in use is kept"),
 ])
-def test_rule_decisions_on_synthetic_statistics(snr, cosine, finite, expected, why):
-    assert int(choose_length(stats(snr, cosine, finite), 1.0, 0.9)) == expected, why
+def test_rule_decisions_on_synthetic_statistics(snr, degrees, finite, current, expected, why):
+    chosen = choose_length(stats(snr, degrees, finite), jnp.asarray(current), 1.0, 0.9)
+    assert int(chosen) == expected, why
+
+
+def test_a_zero_mean_gradient_never_agrees():
+    base = stats([5, 5, 5], [0, 0, 0])
+    cosine = np.array(base.cosine)
+    cosine[0, :] = cosine[:, 0] = np.nan
+    assert int(choose_length(base._replace(cosine=jnp.asarray(cosine)), jnp.asarray(0), 1.0, 0.9)) == 1
 
 
 def test_batch_statistics_match_numpy():
@@ -53,7 +63,7 @@ def test_batch_statistics_match_numpy():
 
 def test_probe_statistics_are_those_of_the_batch_segment_gradients():
     """The probe's per-env gradients average to the batch gradient of each length's training objective,
-    from the same states: its norms and consecutive cosines match ones computed directly."""
+    from the same states: its norms and cosines match ones computed directly."""
     config = default_config("pointmass1d", "apg", segment_length="auto", segment_ladder=(4, 8, 16),
                             num_envs=16, env_steps=16 * 16 * 20, bootstrap="critic")
     trainer = make_trainer(config)
@@ -78,8 +88,8 @@ def test_probe_statistics_are_those_of_the_batch_segment_gradients():
         grads.append(jax.flatten_util.ravel_pytree(jax.grad(objective)(learner.actor_params))[0])
     norms = [float(jnp.linalg.norm(g)) for g in grads]
     np.testing.assert_allclose(np.asarray(measured.norm), norms, rtol=2e-4)
-    cosines = [float(a @ b / (jnp.linalg.norm(a) * jnp.linalg.norm(b))) for a, b in zip(grads[:-1], grads[1:])]
-    np.testing.assert_allclose(np.asarray(measured.cosine[:-1]), cosines, rtol=1e-4, atol=1e-5)
+    cosines = [[float(a @ b / (jnp.linalg.norm(a) * jnp.linalg.norm(b))) for b in grads] for a in grads]
+    np.testing.assert_allclose(np.asarray(measured.cosine), cosines, rtol=1e-4, atol=1e-5)
     assert bool(jnp.all(measured.finite)) and np.all(np.asarray(measured.snr) > 0)
 
 
@@ -122,11 +132,11 @@ def test_auto_resumes_with_the_length_in_use(tmp_path):
 
 
 def test_auto_held_at_one_length_trains_exactly_as_that_fixed_length(tmp_path):
-    """With a threshold no gradient reaches the rule stays at the shortest length: the same numbers as
-    a fixed-K run (the probe draws its own random numbers)."""
+    """With thresholds every gradient passes the rule picks the shortest length: the same numbers as a
+    fixed-K run (the probe draws its own random numbers)."""
     common = dict(num_envs=16, env_steps=16 * 16 * 2 * 4, num_evals=4)
     auto = default_config("pointmass1d", "apg", segment_length="auto", segment_ladder=(8, 16),
-                          adapt_min_snr=float("inf"), **common)
+                          adapt_min_snr=0.0, adapt_min_cosine=-1.0, **common)
     fixed = default_config("pointmass1d", "apg", segment_length=8, **common)
     a = run_experiment(auto, 1, str(tmp_path / "auto"), progress=False, artifacts=False).rows
     f = run_experiment(fixed, 1, str(tmp_path / "fixed"), progress=False, artifacts=False).rows
@@ -142,7 +152,7 @@ def test_auto_held_at_one_length_trains_exactly_as_that_fixed_length(tmp_path):
     (dict(segment_ladder=(8, 4)), "increasing positive lengths"),
     (dict(segment_ladder=(128, 256)), "at least one within the horizon 100"),
     (dict(lr_schedule="linear"), "needs lr_schedule='constant'"),
-    (dict(adapt_min_cosine=1.5), "adapt_min_cosine must be in"),
+    (dict(adapt_min_cosine=1.5), "adapt_min_cosine must be in \\[-1, 1\\]"),
     (dict(segment_length="automatic"), "'auto', or unset"),
 ])
 def test_auto_rejects_impossible_configurations(overrides, message):
