@@ -8,7 +8,8 @@ import dataclasses
 import json
 from typing import NamedTuple
 
-ALGOS = ("apg", "ppo")
+ALGOS = ("apg", "ppo", "hybrid")
+SEGMENT_ALGOS = ("apg", "hybrid")  #: learners that train on segments (APG's machinery)
 AUTO = "auto"
 BOOTSTRAPS = ("mc", "critic")
 
@@ -21,7 +22,9 @@ class ConfigError(ValueError):
 class TrainConfig:
     # ----- what to run
     task: str = "pointmass1d"  #: task name (apg_jax.envs.task_names())
-    algo: str = "apg"  #: "apg" or "ppo"
+    env_params: dict = dataclasses.field(default_factory=dict)  #: fields of the task's ``Params`` changed
+    #: for training and evaluation (e.g. {"contact_width": 1e-6}); ``--env-set NAME=VALUE``
+    algo: str = "apg"  #: "apg", "ppo" or "hybrid" (apg_jax.agents.hybrid)
     seed: int = 0  #: first seed; seeds of one run are seed, seed + 1, ...
     env_steps: int = 2_000_000  #: training budget in simulated transitions (all envs together)
     num_envs: int = 256  #: parallel training environments
@@ -65,6 +68,9 @@ class TrainConfig:
     adapt_min_cosine: float = 0.9  #: K is long enough when cos(g_K, g_ref) reaches this (g_ref: the
     #: gradient of the longest length whose gradient is reliable)
     adapt_min_snr: float = 1.0  #: a gradient is reliable when its signal-to-noise ratio (batch mean) reaches this
+    # ----- hybrid (algo="hybrid": APG's segments, analytic + likelihood-ratio gradient)
+    hybrid_bias_z: float = 3.0  #: the analytic gradient is dropped (weight 0) when it differs from the
+    #: likelihood-ratio one by more than this many standard errors of their difference
     # ----- PPO
     rollout_length: int = 32  #: steps per environment per PPO rollout
     ppo_epochs: int = 4  #: passes over each rollout
@@ -89,6 +95,7 @@ class TrainConfig:
         data = {k: v for k, v in data.items() if k in names}  # run records add e.g. num_seeds
         for name in ("hidden_sizes", "adam_betas", "segment_ladder"):
             data[name] = tuple(data.get(name, getattr(cls, name)))
+        data["env_params"] = dict(data.get("env_params", {}))
         return cls().replace(**data)
 
 
@@ -129,7 +136,11 @@ PRESETS: dict[str, dict] = {
 def default_config(task: str, algo: str, preset: str | None = None, **overrides) -> TrainConfig:
     """Tuned defaults for ``(task, algo)``, then the named ``preset``, then ``overrides`` (a fresh object
     every call)."""
-    config = TrainConfig(task=task, algo=algo).replace(**DEFAULTS.get((task, algo), {}))
+    if algo == "hybrid":  # APG's tuned settings with the stochastic policy the score function needs
+        tuned = {**DEFAULTS.get((task, "apg"), {}), "exploration_noise": True}
+    else:
+        tuned = DEFAULTS.get((task, algo), {})
+    config = TrainConfig(task=task, algo=algo).replace(**tuned)
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset '{preset}'; valid presets: {', '.join(PRESETS)}")
@@ -167,8 +178,8 @@ def validate(config: TrainConfig, episode_length: int) -> None:
     if config.bootstrap not in BOOTSTRAPS:
         raise ConfigError(f"unknown bootstrap mode '{config.bootstrap}'; valid: {', '.join(BOOTSTRAPS)}")
     if config.segment_length == AUTO:
-        if config.algo != "apg":
-            raise ConfigError("segment_length='auto' is for --algo apg (PPO has no segments)")
+        if config.algo not in SEGMENT_ALGOS:
+            raise ConfigError("segment_length='auto' is for --algo apg or hybrid (PPO has no segments)")
         rungs = [int(k) for k in config.segment_ladder if int(k) <= episode_length]
         if not rungs or any(k < 1 for k in rungs) or rungs != sorted(set(rungs)):
             raise ConfigError(f"segment_ladder must be increasing positive lengths, at least one within the "
@@ -207,7 +218,10 @@ def validate(config: TrainConfig, episode_length: int) -> None:
                           f"got {config.critic_warmup_steps}")
     if len(config.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in config.adam_betas):
         raise ConfigError(f"adam_betas must be two numbers in [0, 1), got {config.adam_betas}")
-    if config.algo == "apg" and config.bootstrap == "critic":
+    if config.algo == "hybrid" and not config.exploration_noise:
+        raise ConfigError("--algo hybrid needs a stochastic policy for its likelihood-ratio gradient; "
+                          "set exploration_noise=True")
+    if config.algo in SEGMENT_ALGOS and (config.bootstrap == "critic" or config.algo == "hybrid"):
         k = segment_lengths(config, episode_length)[0]
         if config.num_envs * k < config.critic_minibatches:
             raise ConfigError(f"a segment holds num_envs * K = {config.num_envs * k} states, fewer than "
@@ -232,10 +246,11 @@ def schedule(config: TrainConfig, episode_length: int) -> Schedule:
     """Derived sizes; the number of updates is rounded down to a multiple of the evaluation count. With
     ``segment_length="auto"`` an "update" is a macro-update of the largest length: ``K_max / K`` updates of
     the length in use, so every chunk holds the same env steps whatever the lengths chosen."""
-    if config.algo == "apg":
+    if config.algo in SEGMENT_ALGOS:
         lengths = segment_lengths(config, episode_length)
         k = lengths[-1]
-        critic_steps = config.critic_epochs * config.critic_minibatches if config.bootstrap == "critic" else 0
+        fits_critic = config.bootstrap == "critic" or config.algo == "hybrid"
+        critic_steps = config.critic_epochs * config.critic_minibatches if fits_critic else 0
         actor_steps = 1
     else:
         lengths = ()

@@ -15,7 +15,7 @@ def load_policy(run_dir: str, seed: int = 0):
 
     Accepts numpy or JAX arrays, one observation or a batch; observation normalisation included."""
     config, _ = rundir.read_config(run_dir)
-    env = envs.make(config.task)
+    env = envs.make(config.task, **config.env_params)
     arrays = rundir.load_policy_arrays(run_dir)
     seeds = [int(s) for s in np.asarray(arrays["seeds"]).ravel()]
     if seed not in seeds:

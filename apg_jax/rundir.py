@@ -34,11 +34,12 @@ OUTPUTS = (METRICS, CONFIG, SUMMARY, POLICY, CURVES, ANIMATION)
 
 #: metrics.csv columns; ``grad_steps`` counts actor (policy) optimizer steps; ``segment_length`` is the
 #: APG segment length used in the chunk, ``segment_snr`` / ``segment_cosine`` the adaptive rule's
-#: statistics of the length it chose after it (``segment_length="auto"`` only; see ``apg_jax.adaptive``)
+#: statistics of the length it chose after it (``segment_length="auto"`` only; see ``apg_jax.adaptive``);
+#: ``analytic_weight`` the hybrid's mean weight of the analytic gradient (``apg_jax.agents.hybrid``)
 COLUMNS = ["algo", "task", "seed", "chunk", "env_steps", "grad_steps", "actor_grad_steps",
            "critic_grad_steps", "wall_time_s", "eval_return", "eval_success", "actor_loss", "critic_loss",
            "grad_norm", "skipped_updates", "nonfinite_envs", "train_reward", "segment_length", "segment_snr",
-           "segment_cosine"]
+           "segment_cosine", "analytic_weight"]
 _INT_COLUMNS = {"seed", "chunk", "env_steps", "grad_steps", "actor_grad_steps", "critic_grad_steps"}
 _TEXT_COLUMNS = {"algo", "task"}
 
@@ -192,7 +193,7 @@ def write_artifacts(run_dir: str, config: TrainConfig, rows: list[dict], actor, 
     label = label or config.algo
     save_policy(run_dir, actor_params, obs_stats, config.seed + np.arange(num_seeds))
     plot_learning_curves(rows, os.path.join(run_dir, CURVES), f"{label} on {config.task}")
-    env = envs.make(config.task)
+    env = envs.make(config.task, **config.env_params)
     first_params, first_stats = jax.tree.map(lambda x: x[0], (actor_params, obs_stats))
     act = lambda obs: deterministic_action(actor, first_params, first_stats, obs)
     qs, _, _ = jax.jit(lambda k: rollout(env, act, k, 1))(jax.random.PRNGKey(config.seed + 7))

@@ -15,7 +15,7 @@ from apg_jax import envs
 from apg_jax.adaptive import choose_length, reference_length
 from apg_jax.agents.apg import make_apg
 from apg_jax.agents.ppo import make_ppo
-from apg_jax.config import ConfigError, Schedule, TrainConfig, schedule, validate
+from apg_jax.config import SEGMENT_ALGOS, ConfigError, Schedule, TrainConfig, schedule, validate
 from apg_jax.evaluation import evaluate
 from apg_jax.networks import deterministic_action
 
@@ -48,15 +48,16 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
     implementation (the benchmark's reference), whose name must be ``config.task``."""
     if env is None:
         try:
-            env = envs.make(config.task)
-        except ValueError as err:
+            env = envs.make(config.task, **config.env_params)
+        except (TypeError, ValueError) as err:
             raise ConfigError(str(err)) from None
     elif env.name != config.task:
         raise ConfigError(f"env '{env.name}' given for config.task '{config.task}'; pass the task's own env")
     validate(config, env.episode_length)
     sched = schedule(config, env.episode_length)
-    if config.algo == "apg":
-        learner_init, learner_updates, actor, probe = make_apg(env, config, sched)
+    if config.algo in SEGMENT_ALGOS:
+        parts = make_apg(env, config, sched)
+        learner_init, learner_updates, actor, probe = parts.init, parts.updates, parts.actor, parts.probe
     else:
         learner_init, learner_update, actor = make_ppo(env, config, sched)
         learner_updates, probe = (learner_update,), None
@@ -102,7 +103,7 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
             learner, metrics, updates = branches[0](state.learner)
         else:
             learner, metrics, updates = jax.lax.switch(state.length_index, branches, state.learner)
-        if config.algo == "apg":
+        if config.algo in SEGMENT_ALGOS:
             metrics["segment_length"] = jnp.asarray(lengths, jnp.float32)[state.length_index]
         index, stats = choose(learner, state.length_index)
         state = TrainState(learner, state.eval_key, state.updates + updates, index)

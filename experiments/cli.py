@@ -35,8 +35,10 @@ def segment_length(text: str):
 def config_name(config) -> str:
     """Label of a configuration, e.g. ``tblock-apg-K10-mc`` or ``franka-ppo``."""
     name = f"{config.task}-{config.algo}"
-    if config.algo == "apg":
+    if config.algo in ("apg", "hybrid"):
         name += f"-K{config.segment_length or 'full'}-{config.bootstrap}"
+    for key, value in sorted(config.env_params.items()):
+        name += f"-{key}{value}"
     return name
 
 

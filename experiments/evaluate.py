@@ -68,7 +68,7 @@ def evaluate_run(run_dir: str, out: str, seed: int | None = None, initial_states
     seed = config.seed if seed is None else seed
     policy = load_policy(run_dir, seed)  # checks the seed and that the run finished
     try:
-        env = envs.make(config.task, **(env_overrides or {}))
+        env = envs.make(config.task, **{**config.env_params, **(env_overrides or {})})
     except TypeError as err:
         raise ValueError(f"--env-set: {err}") from None
     if initial_states is not None:

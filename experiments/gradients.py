@@ -63,7 +63,7 @@ def load_actor(args):
     else:
         config = default_config(args.task, "apg")
         label = "initial"
-    env = envs.make(config.task)
+    env = envs.make(config.task, **config.env_params)
     actor, critic = make_networks(env.action_size, config.hidden_sizes, config.activation, config.init_log_std)
     if not args.run:
         params, _ = init_params(actor, critic, jax.random.PRNGKey(args.seed or 0), env.observation_size)

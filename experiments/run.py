@@ -21,7 +21,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="pointmass1d", help="task name (default: pointmass1d)")
-    p.add_argument("--algo", default="apg", help="apg or ppo (default: apg)")
+    p.add_argument("--algo", default="apg", help="apg, ppo or hybrid (analytic + likelihood-ratio "
+                   "gradient; default: apg)")
     p.add_argument("--seeds", type=int, default=1, help="number of seeds trained together (default: 1)")
     p.add_argument("--seed", type=int, default=None, help="first seed (default: 0)")
     p.add_argument("--segment-length", type=segment_length, default=None,
@@ -35,6 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "(apg_jax.config.PRESETS); --set and the flags above override it")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="set any TrainConfig field, e.g. --set learning_rate=3e-4 (repeatable)")
+    p.add_argument("--env-set", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a field of the task's Params for training and evaluation, e.g. --env-set "
+                        "contact_width=1e-6 (repeatable; stored as env_params)")
     p.add_argument("--backend", default="jax", choices=["jax", "warp"],
                    help="jax (default) or warp: APG with PyTorch networks on the Warp physics bridge")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -49,6 +53,8 @@ def build_config(args: argparse.Namespace):
     for name in ("seed", "segment_length", "bootstrap"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
+    if args.env_set:
+        overrides["env_params"] = parse_overrides(args.env_set)
     if overrides.get("segment_length") == "full":
         overrides["segment_length"] = None
     if args.env_steps is not None:

@@ -27,7 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", default="all", help="comma-separated task names or 'all'")
-    p.add_argument("--algos", default="apg,ppo", help="comma-separated: apg, ppo")
+    p.add_argument("--algos", default="apg,ppo", help="comma-separated: apg, ppo, hybrid")
     p.add_argument("--seeds", type=int, default=5, help="seeds per configuration (trained together)")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--segment-lengths", default=None,
@@ -38,6 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(lengths above a task's horizon are dropped)")
     p.add_argument("--env-steps", type=float, default=None, help="budget of every configuration")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a TrainConfig field")
+    p.add_argument("--env-set", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a field of the tasks' Params (env_params) for every configuration")
     p.add_argument("--preset", default=None, help="named APG recipe (e.g. shac) for the apg configurations")
     p.add_argument("--out", default="runs/sweep", help="sweep directory")
     p.add_argument("--max-chunks", type=int, default=None,
@@ -58,6 +60,8 @@ def build_grid(args) -> list:
         raise ConfigError(f"unknown task(s) {unknown}; valid tasks: {', '.join(task_names())}")
     overrides = parse_overrides(args.set)
     overrides["seed"] = args.seed
+    if args.env_set:
+        overrides["env_params"] = parse_overrides(args.env_set)
     if args.env_steps is not None:
         overrides["env_steps"] = int(args.env_steps)
     segments = ABLATION_SEGMENTS if args.ablation else args.segment_lengths and args.segment_lengths.split(",")
@@ -67,7 +71,7 @@ def build_grid(args) -> list:
         horizon = make(task).episode_length
         for algo in [a.strip() for a in args.algos.split(",")]:
             preset = args.preset if algo == "apg" else None
-            if algo != "apg" or not (segments or bootstraps):
+            if algo not in ("apg", "hybrid") or not (segments or bootstraps):
                 grid.append(default_config(task, algo, preset=preset, **overrides))
                 continue
             base = default_config(task, algo, preset=preset, **overrides)

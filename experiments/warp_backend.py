@@ -87,6 +87,9 @@ def run_warp_experiment(config: TrainConfig, num_seeds: int, out_dir: str, devic
     """Train ``num_seeds`` seeds one after another into ``out_dir`` (``apg_jax.rundir`` format)."""
     if config.algo != "apg":
         raise ConfigError("the warp backend trains APG only (PPO never differentiates through the physics)")
+    if config.env_params:
+        raise ConfigError("the warp backend simulates each task's default parameters; drop --env-set or "
+                          "use the jax backend")
     if config.segment_length == "auto":
         raise ConfigError("the warp backend trains fixed segment lengths; use the jax backend for "
                           "segment_length=auto")

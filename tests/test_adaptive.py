@@ -74,7 +74,7 @@ def test_probe_statistics_are_those_of_the_batch_segment_gradients():
         learner, _ = update(learner)
     env = trainer.env
     from apg_jax.agents.apg import make_apg
-    probe = make_apg(env, config, trainer.schedule)[3]
+    probe = make_apg(env, config, trainer.schedule).probe
     measured = jax.jit(probe)(learner)
     k_reset, _ = jax.random.split(jax.random.fold_in(learner.key, PROBE_STREAM))
     reset_state = reset_batch(env, k_reset, config.num_envs)

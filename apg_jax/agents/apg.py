@@ -31,6 +31,7 @@ from flax import struct
 from jax.flatten_util import ravel_pytree
 
 from apg_jax.adaptive import LadderStatistics, ladder_statistics
+from apg_jax.agents.hybrid import log_likelihood, mix, reward_to_go
 from apg_jax.agents.returns import compute_gae
 from apg_jax.config import Schedule, TrainConfig
 from apg_jax.envs.base import DiffEnv, State
@@ -62,6 +63,9 @@ class Segment(NamedTuple):
     terminated: jax.Array  #: [K, N] 1 where the step reached a terminal state (no value after it)
     ended: jax.Array  #: [K, N] 1 where the step ended its episode (terminated or truncated)
     final_state: State  #: s_K, leaves [N, ...]
+    contributions: jax.Array  #: [K, N] each step's terms of the objective (discounted reward, bootstraps;
+    #: the bootstrap at the cut is in the last step's)
+    discounts: jax.Array  #: [K, N] discount of each step's reward within its episode
 
 
 def segment_objective(actor_params, critic_params, obs_stats, env_state, reset_state, noise, *,
@@ -85,20 +89,26 @@ def segment_objective(actor_params, critic_params, obs_stats, env_state, reset_s
         ended = stepped.done
         term = terminated(stepped) if truncation_bootstrap else ended
         total = total + discount * reward
+        contribution = discount * reward
         if bootstrap == "critic":
-            total = total + bootstrap_weight * discount * gamma * (ended - term) * value(stepped.obs)  # truncated
-        discount = jnp.where(ended > 0, 1.0, discount * gamma)
+            truncated = bootstrap_weight * discount * gamma * (ended - term) * value(stepped.obs)
+            total = total + truncated
+            contribution = contribution + truncated
         out = (jax.lax.stop_gradient(state.obs), jax.lax.stop_gradient(stepped.obs),
-               jax.lax.stop_gradient(reward), term, ended)
+               jax.lax.stop_gradient(reward), term, ended, jax.lax.stop_gradient(contribution), discount)
+        discount = jnp.where(ended > 0, 1.0, discount * gamma)
         return (next_state, discount, total), out
 
     n = start.reward.shape[0]
     ones, zeros = jnp.ones((n,), start.reward.dtype), jnp.zeros((n,), start.reward.dtype)
-    (final, discount, total), (obs, next_obs, rewards, terms, ends) = jax.lax.scan(
+    (final, discount, total), (obs, next_obs, rewards, terms, ends, contributions, discounts) = jax.lax.scan(
         body, (start, ones, zeros), noise)
     if bootstrap == "critic":  # episodes still running at the cut (one that just ended was credited above)
-        total = total + bootstrap_weight * (1.0 - ends[-1]) * discount * value(final.obs)
-    return jnp.mean(total), Segment(obs, next_obs, rewards, terms, ends, jax.lax.stop_gradient(final))
+        at_cut = bootstrap_weight * (1.0 - ends[-1]) * discount * value(final.obs)
+        total = total + at_cut
+        contributions = contributions.at[-1].add(jax.lax.stop_gradient(at_cut))
+    return jnp.mean(total), Segment(obs, next_obs, rewards, terms, ends, jax.lax.stop_gradient(final),
+                                    contributions, jax.lax.stop_gradient(discounts))
 
 
 def critic_targets(critic, target_params, obs_stats, segment: Segment, gamma: float, lam: float):
@@ -130,17 +140,27 @@ def fit_critic(critic, optimizer, params, opt_state, inputs, targets, key, epoch
     return params, opt_state, jnp.mean(losses), jnp.sum(skipped)
 
 
-def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule):
-    """Returns ``(init(key) -> APGState, updates, actor, probe)``: ``updates[i](APGState) -> (APGState,
-    metrics)`` is one segment of length ``sched.segment_lengths[i]``; ``probe(APGState) ->
-    LadderStatistics`` measures the segment gradients of every length (``None`` with a single length)."""
+class APGParts(NamedTuple):
+    init: Any  #: key -> APGState
+    updates: tuple  #: updates[i](APGState) -> (APGState, metrics): one segment of ``segment_lengths[i]``
+    actor: Any  #: flax Actor module
+    probe: Any  #: APGState -> LadderStatistics of every length (None with a single length)
+    draw: Any  #: (k_reset, k_noise, K) -> (reset states, action noise [K, N, act])
+    per_env_gradients: Any  #: (state, env_state, reset_state, noise) -> (objectives [N], Segment, [N, P])
+    likelihood_gradients: Any  #: (state, Segment, noise) -> score-function gradients [N, P]
+
+
+def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
+    """APG's learner (and the hybrid's: ``config.algo == "hybrid"`` mixes in the likelihood-ratio
+    gradient, ``apg_jax.agents.hybrid``); see ``APGParts``."""
     actor, critic = make_networks(env.action_size, config.hidden_sizes, config.activation,
                                   config.init_log_std)
     actor_optimizer = make_optimizer(config.learning_rate, config.max_grad_norm, config.lr_schedule,
                                      sched.num_updates, config.adam_betas)
     critic_optimizer = make_optimizer(config.critic_learning_rate, config.max_grad_norm, config.lr_schedule,
                                       sched.num_updates * sched.critic_steps_per_update, config.adam_betas)
-    use_critic = config.bootstrap == "critic"
+    hybrid = config.algo == "hybrid"
+    use_critic = config.bootstrap == "critic" or hybrid  # the hybrid's baseline is the critic
     lengths, n = sched.segment_lengths, config.num_envs
     stagger = config.stagger_clocks and lengths[0] < env.episode_length
 
@@ -177,7 +197,15 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule):
                 value, segment = objective(state, actor_params, state.env_state, reset_state, noise)
                 return -value, segment
 
-            (loss, segment), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor_params)
+            extra = {}
+            if hybrid:
+                values, segment, analytic = per_env_gradients(state, state.env_state, reset_state, noise)
+                likelihood = likelihood_gradients(state, segment, noise)
+                mixture = mix(analytic, likelihood, config.hybrid_bias_z)
+                loss, grads = -jnp.mean(values), unravel(-mixture.gradient)
+                extra = {"analytic_weight": mixture.analytic_weight}
+            else:
+                (loss, segment), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor_params)
             actor_params, actor_opt, skipped = guarded_update(actor_optimizer, grads, state.actor_opt,
                                                               state.actor_params)
             state = state.replace(actor_params=actor_params, actor_opt=actor_opt)
@@ -196,25 +224,48 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule):
                                   key=key, env_steps=state.env_steps + n * k)
             metrics = {"actor_loss": loss, "critic_loss": critic_loss, "grad_norm": optax.tree.norm(grads),
                        "skipped_updates": skipped + critic_skipped, "nonfinite_envs": n_bad.astype(jnp.float32),
-                       "train_reward": jnp.mean(segment.rewards) / config.reward_scale}
+                       "train_reward": jnp.mean(segment.rewards) / config.reward_scale, **extra}
             return state, metrics
         return update
+
+    unravel = ravel_pytree(init_params(actor, critic, jax.random.PRNGKey(0), env.observation_size)[0])[1]
+
+    def per_env_gradients(state: APGState, env_state, reset_state, noise):
+        """Per-environment segment objectives ``[N]``, the batch's ``Segment`` and flattened analytic
+        gradients ``[N, P]`` of the segment ``noise [K, N, act]`` from ``env_state``."""
+        one = lambda tree: jax.tree.map(lambda x: x[None], tree)
+
+        def single(env_state, reset, eps):
+            f = lambda p: objective(state, p, one(env_state), one(reset), eps[:, None])
+            (value, segment), grads = jax.value_and_grad(f, has_aux=True)(state.actor_params)
+            return value, segment, ravel_pytree(grads)[0]
+
+        values, segments, grads = jax.vmap(single, in_axes=(0, 0, 1))(env_state, reset_state, noise)
+        per_step = {name: jnp.swapaxes(getattr(segments, name)[:, :, 0], 0, 1)
+                    for name in Segment._fields if name != "final_state"}
+        final = jax.tree.map(lambda x: x[:, 0], segments.final_state)
+        return values, Segment(**per_step, final_state=final), grads
+
+    def likelihood_gradients(state: APGState, segment: Segment, noise):
+        """Flattened score-function gradients ``[N, P]`` of the same objective, critic baseline."""
+        baseline = segment.discounts * critic.apply(state.critic_params, normalize(state.obs_stats, segment.obs))
+        weights = jax.lax.stop_gradient(reward_to_go(segment.contributions, segment.ended) - baseline)
+
+        def single(obs, eps, w):
+            f = lambda p: jnp.sum(log_likelihood(actor, p, state.obs_stats, obs[:, None], eps[:, None])[:, 0] * w)
+            return ravel_pytree(jax.grad(f)(state.actor_params))[0]
+
+        return jax.vmap(single, in_axes=(1, 1, 1))(segment.obs, noise, weights)
 
     def probe(state: APGState) -> LadderStatistics:
         """Per-env segment gradients of every ladder length from the current states (the training RNG
         stream is left untouched)."""
         reset_state, noise = draw(*jax.random.split(jax.random.fold_in(state.key, PROBE_STREAM)), lengths[-1])
-        one = lambda tree: jax.tree.map(lambda x: x[None], tree)
+        return ladder_statistics([per_env_gradients(state, state.env_state, reset_state, noise[:k])[2]
+                                  for k in lengths])
 
-        def per_env(k):
-            def gradient(env_state, reset, eps):
-                f = lambda p: objective(state, p, one(env_state), one(reset), eps[:k, None])[0]
-                return ravel_pytree(jax.grad(f)(state.actor_params))[0]
-            return jax.vmap(gradient, in_axes=(0, 0, 1))(state.env_state, reset_state, noise)
-
-        return ladder_statistics([per_env(k) for k in lengths])
-
-    return init, tuple(make_update(k) for k in lengths), actor, probe if len(lengths) > 1 else None
+    return APGParts(init, tuple(make_update(k) for k in lengths), actor, probe if len(lengths) > 1 else None,
+                    draw, per_env_gradients, likelihood_gradients)
 
 
 PROBE_STREAM = 0x5E9  #: ``fold_in`` constant of the probe's random numbers

@@ -1,0 +1,72 @@
+"""Hybrid analytic / likelihood-ratio policy gradient (``--algo hybrid``).
+
+From the same segment rollouts of a stochastic policy two estimates of the gradient of the same segment
+objective ``J = sum_t c_t`` (``c_t``: each step's discounted reward and bootstrap terms, as APG's
+``segment_objective`` defines them) are formed per environment:
+
+- **analytic** ``g_A``: the reparameterised gradient, differentiated through the dynamics (APG);
+- **likelihood ratio** ``g_L = sum_t grad log pi(a_t | s_t) (G_t - b_t)``: the score function, with
+  ``G_t`` the objective's terms from step t to the end of its episode within the segment (later terms
+  do not depend on ``a_t``) and the critic baseline ``b_t = discount_t V(s_t)``. It needs no derivative
+  of the dynamics, so contacts and discontinuities do not bias it; it is noisier where they are smooth.
+
+They are mixed per update as ``g = alpha g_A + (1 - alpha) g_L`` with the inverse-variance weight
+``alpha = s_L / (s_A + s_L)`` (``s``: trace of the covariance of each batch mean over the ``N``
+environments), the variance-minimising weight of two unbiased estimates (the alpha-order estimator of
+Suh et al., 2022). Where the analytic estimate is not finite, or differs from the likelihood-ratio one by
+more than ``hybrid_bias_z`` standard errors of their difference (the analytic gradient is then biased:
+stiff or discontinuous dynamics), ``alpha = 0``: the likelihood-ratio gradient alone.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from apg_jax.normalization import normalize
+
+
+def reward_to_go(contributions: jax.Array, ended: jax.Array) -> jax.Array:
+    """``G_t [K, N]``: the sum of ``contributions [K, N]`` from step t to the end of its episode (a step
+    with ``ended`` 1 is its episode's last in the segment)."""
+    def backward(carry, x):
+        c, end = x
+        carry = c + (1.0 - end) * carry
+        return carry, carry
+
+    _, out = jax.lax.scan(backward, jnp.zeros_like(contributions[0]), (contributions, ended), reverse=True)
+    return out
+
+
+def log_likelihood(actor, actor_params, obs_stats, obs: jax.Array, noise: jax.Array) -> jax.Array:
+    """``log pi(a_t | s_t) [K, N]`` of the actions the rollout took, ``a = mean + std * noise`` (held
+    fixed), under ``actor_params``; ``obs [K, N, obs]``, ``noise [K, N, act]``."""
+    mean, log_std = actor.apply(actor_params, normalize(obs_stats, obs))
+    action = jax.lax.stop_gradient(mean + jnp.exp(log_std) * noise)
+    z = (action - mean) / jnp.exp(log_std)
+    return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi), axis=-1)
+
+
+class Mixture(NamedTuple):
+    gradient: jax.Array  #: [P] the mixed gradient of the objective (ascent direction)
+    analytic_weight: jax.Array  #: [] alpha in [0, 1]
+    analytic_variance: jax.Array  #: [] trace of the analytic batch mean's covariance
+    likelihood_variance: jax.Array  #: [] same for the likelihood-ratio estimate
+    disagreement: jax.Array  #: [] |mean_A - mean_L| in standard errors of the difference
+
+
+def mix(analytic: jax.Array, likelihood: jax.Array, bias_z: float) -> Mixture:
+    """Inverse-variance mixture of per-environment gradients ``analytic [N, P]`` and ``likelihood [N, P]``
+    (this module's docstring)."""
+    n = analytic.shape[0]
+    finite = jnp.all(jnp.isfinite(analytic))
+    analytic = jnp.where(finite, analytic, 0.0)
+    variance = lambda x: jnp.sum(jnp.var(x, axis=0, ddof=1)) / n
+    s_a, s_l = variance(analytic), variance(likelihood)
+    mean_a, mean_l = jnp.mean(analytic, axis=0), jnp.mean(likelihood, axis=0)
+    difference = variance(analytic - likelihood)
+    disagreement = jnp.linalg.norm(mean_a - mean_l) / jnp.sqrt(jnp.maximum(difference, 1e-30))
+    alpha = jnp.where(s_a + s_l > 0, s_l / jnp.maximum(s_a + s_l, 1e-30), 0.5)
+    alpha = jnp.where(finite & (disagreement <= bias_z), alpha, 0.0)
+    return Mixture(alpha * mean_a + (1.0 - alpha) * mean_l, alpha, s_a, s_l, disagreement)
