@@ -249,9 +249,10 @@ def plot_segment_lengths(runs: list[Run], task: str, path: str) -> str | None:
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for i, run in enumerate(mine):
-        steps, k = run.curve("env_steps")[:, 1:], run.curve("segment_length")[:, 1:]
-        ax.step(steps.T, k.T, where="pre", color=f"C{i}", alpha=0.3, lw=0.8)  # the length used up to each point
-        ax.step(steps.mean(0), k.mean(0), where="pre", color=f"C{i}", lw=2, label=f"{run.name} (mean of seeds)")
+        edges, k = run.curve("env_steps").mean(0), run.curve("segment_length")[:, 1:]  # K used between points
+        for seed_k in k:
+            ax.stairs(seed_k, edges, baseline=None, color=f"C{i}", alpha=0.3, lw=0.8)
+        ax.stairs(k.mean(0), edges, baseline=None, color=f"C{i}", lw=2, label=f"{run.name} (mean of seeds)")
     ax.set_yscale("log", base=2)
     ax.set_xlabel("env steps")
     ax.set_ylabel("segment length K in use")
