@@ -65,8 +65,8 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
 
     def choose(learner, current):
         """``(length index, statistics)`` of the adaptive rule, or index 0 with a single length."""
-        if probe is None:
-            return jnp.zeros((), jnp.int32), {}
+        if probe is None:  # (the input itself, so a seed-sharded state keeps its sharding)
+            return jnp.asarray(current, jnp.int32), {}
         stats = probe(learner)
         index = choose_length(stats, current, config.adapt_min_snr, config.adapt_min_cosine)
         reference, _ = reference_length(stats, config.adapt_min_snr)

@@ -48,8 +48,10 @@ def run_experiment(config: TrainConfig, num_seeds: int, out_dir: str, progress: 
     init = jax.jit(jax.vmap(trainer.init))
     chunk_fn = jax.jit(batch_seeds(trainer))
 
+    # seeds under lax.map (adaptive segment length) run one after another on one device
+    shard = shard_seeds if len(sched.segment_lengths) <= 1 else (lambda tree: tree)
     t0 = time.perf_counter()
-    state = shard_seeds(init(keys))
+    state = shard(init(keys))
     restored = rundir.load_checkpoint(out_dir, state)
     compiled = chunk_fn.lower(state).compile()
     evaluate = jax.jit(jax.vmap(trainer.evaluate))
@@ -60,7 +62,7 @@ def run_experiment(config: TrainConfig, num_seeds: int, out_dir: str, progress: 
         rundir.write_metrics(out_dir, rows)
     else:
         state, done, wall = restored
-        state = shard_seeds(state)
+        state = shard(state)
         rows = [r for r in rundir.read_metrics(out_dir) if r["chunk"] <= done]
 
     todo = sched.num_chunks - done if max_chunks is None else min(max_chunks, sched.num_chunks - done)
