@@ -33,15 +33,18 @@ class LadderStatistics(NamedTuple):
     norm: jax.Array  #: [R] norm of the batch-mean gradient
 
 
-def batch_statistics(samples: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """``(mean [P], snr [], finite [])`` of per-environment gradients ``samples [N, P]``; ``snr`` is that
-    of their mean over ``N`` (0 when not finite, or when the gradients are all equal and zero)."""
-    n = samples.shape[0]
+def batch_statistics(samples: jax.Array, batch_size: int | None = None
+                     ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(mean [P], snr [], finite [])`` of per-sample gradients ``samples [M, P]``; ``snr`` is that of a
+    mean over ``batch_size`` samples (default ``M``), its squared mean corrected for the sampling error of
+    the ``M`` samples (0 when not finite, or when the gradients are all equal and zero)."""
+    m = samples.shape[0]
     finite = jnp.all(jnp.isfinite(samples))
     samples = jnp.where(finite, samples, 0.0)
     mean = jnp.mean(samples, axis=0)
-    noise = jnp.sum(jnp.var(samples, axis=0, ddof=1)) / n  # trace of the mean's covariance
-    signal = jnp.maximum(jnp.sum(mean**2) - noise, 0.0)
+    trace = jnp.sum(jnp.var(samples, axis=0, ddof=1))  # trace of one sample's covariance
+    signal = jnp.maximum(jnp.sum(mean**2) - trace / m, 0.0)
+    noise = trace / (m if batch_size is None else batch_size)
     snr = jnp.where(noise > 0, signal / jnp.where(noise > 0, noise, 1.0), jnp.where(signal > 0, jnp.inf, 0.0))
     return mean, jnp.where(finite, snr, 0.0), finite
 
@@ -56,20 +59,24 @@ def ladder_statistics(samples: list) -> LadderStatistics:
     return LadderStatistics(jnp.stack(finites), jnp.stack(snrs), cosine, norms)
 
 
+def reliable(stats: LadderStatistics, min_snr: float) -> jax.Array:
+    """``[R]`` bool: finite and ``snr >= min_snr``."""
+    return stats.finite & (stats.snr >= min_snr)
+
+
 def reference_length(stats: LadderStatistics, min_snr: float) -> tuple[jax.Array, jax.Array]:
     """``(index [] int32, any [] bool)``: the longest reliable length, and whether there is one."""
-    reliable = stats.finite & (stats.snr >= min_snr)
-    positions = jnp.arange(reliable.shape[0])
-    return jnp.max(jnp.where(reliable, positions, -1)).astype(jnp.int32), jnp.any(reliable)
+    ok = reliable(stats, min_snr)
+    positions = jnp.arange(ok.shape[0])
+    return jnp.max(jnp.where(ok, positions, -1)).astype(jnp.int32), jnp.any(ok)
 
 
 def choose_length(stats: LadderStatistics, current: jax.Array, min_snr: float, min_cosine: float) -> jax.Array:
     """Index ``[] int32`` into the ladder chosen by the rule of this module's docstring (``current``: the
     index in use, kept when no length is reliable)."""
-    reliable = stats.finite & (stats.snr >= min_snr)
     reference, any_reliable = reference_length(stats, min_snr)
-    positions = jnp.arange(reliable.shape[0])
+    positions = jnp.arange(stats.snr.shape[0])
     agrees = stats.cosine[:, jnp.maximum(reference, 0)] >= min_cosine  # NaN (a zero gradient) never agrees
-    candidates = reliable & (agrees | (positions == reference))
+    candidates = reliable(stats, min_snr) & (agrees | (positions == reference))
     shortest = jnp.argmax(candidates).astype(jnp.int32)  # first True; the reference is always one
     return jnp.where(any_reliable, shortest, jnp.asarray(current, jnp.int32))

@@ -221,7 +221,7 @@ def validate(config: TrainConfig, episode_length: int) -> None:
     if config.algo == "hybrid" and not config.exploration_noise:
         raise ConfigError("--algo hybrid needs a stochastic policy for its likelihood-ratio gradient; "
                           "set exploration_noise=True")
-    if config.algo in SEGMENT_ALGOS and (config.bootstrap == "critic" or config.algo == "hybrid"):
+    if fits_critic(config):
         k = segment_lengths(config, episode_length)[0]
         if config.num_envs * k < config.critic_minibatches:
             raise ConfigError(f"a segment holds num_envs * K = {config.num_envs * k} states, fewer than "
@@ -233,6 +233,12 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         raise ConfigError(
             f"env_steps = {config.env_steps} is less than one update "
             f"({sched.steps_per_update} transitions = num_envs x segment/rollout length); raise env_steps")
+
+
+def fits_critic(config: TrainConfig) -> bool:
+    """Whether a segment learner fits a critic: for the ``critic`` bootstrap, and always for the hybrid
+    (its likelihood-ratio baseline)."""
+    return config.algo in SEGMENT_ALGOS and (config.bootstrap == "critic" or config.algo == "hybrid")
 
 
 def segment_lengths(config: TrainConfig, episode_length: int) -> tuple:
@@ -249,8 +255,7 @@ def schedule(config: TrainConfig, episode_length: int) -> Schedule:
     if config.algo in SEGMENT_ALGOS:
         lengths = segment_lengths(config, episode_length)
         k = lengths[-1]
-        fits_critic = config.bootstrap == "critic" or config.algo == "hybrid"
-        critic_steps = config.critic_epochs * config.critic_minibatches if fits_critic else 0
+        critic_steps = config.critic_epochs * config.critic_minibatches if fits_critic(config) else 0
         actor_steps = 1
     else:
         lengths = ()

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from apg_jax.adaptive import batch_statistics
 from apg_jax.envs.base import DiffEnv
 
 
@@ -69,12 +70,11 @@ def fidelity(samples: jax.Array, reference: jax.Array, batch_size: int) -> Fidel
     """Bias and noise of per-episode gradients ``samples [M, P]`` against ``reference [P]``; the signal to
     noise ratio is that of a mean over ``batch_size`` episodes (squared mean corrected for the sampling
     error of ``M`` episodes)."""
-    mean = jnp.mean(samples, axis=0)
+    mean, snr, _ = batch_statistics(samples, batch_size)
     trace = jnp.sum(jnp.var(samples, axis=0, ddof=1))
     m = samples.shape[0]
-    signal = jnp.maximum(jnp.sum(mean**2) - trace / m, 0.0)
     norm, ref_norm = jnp.linalg.norm(mean), jnp.linalg.norm(reference)
     return Fidelity(cosine=float(mean @ reference / (norm * ref_norm)),
                     relative_error=float(jnp.linalg.norm(mean - reference) / ref_norm),
-                    snr=float(signal / (trace / batch_size)), mean_norm=float(norm),
+                    snr=float(snr), mean_norm=float(norm),
                     relative_standard_error=float(jnp.sqrt(trace / m) / norm))

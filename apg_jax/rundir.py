@@ -74,7 +74,7 @@ def same_config(existing: dict, record: dict) -> bool:
     ``TrainConfig`` after it was written) matches when ``record`` holds that field's default."""
     defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig())))
     record = json.loads(json.dumps(record))
-    return all(existing.get(k, defaults.get(k, None)) == v for k, v in record.items()) and set(existing) <= set(record)
+    return set(existing) <= set(record) and all(existing.get(k, defaults.get(k)) == v for k, v in record.items())
 
 
 def read_config(run_dir: str) -> tuple[TrainConfig, int]:

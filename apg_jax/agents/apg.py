@@ -27,13 +27,12 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
-
 from jax.flatten_util import ravel_pytree
 
 from apg_jax.adaptive import LadderStatistics, ladder_statistics
 from apg_jax.agents.hybrid import log_likelihood, mix, reward_to_go
 from apg_jax.agents.returns import compute_gae
-from apg_jax.config import Schedule, TrainConfig
+from apg_jax.config import Schedule, TrainConfig, fits_critic
 from apg_jax.envs.base import DiffEnv, State
 from apg_jax.envs.batch import replace_nonfinite, reset_batch, stagger_clocks, step_with_reset, terminated
 from apg_jax.networks import init_params, make_networks
@@ -160,7 +159,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
     critic_optimizer = make_optimizer(config.critic_learning_rate, config.max_grad_norm, config.lr_schedule,
                                       sched.num_updates * sched.critic_steps_per_update, config.adam_betas)
     hybrid = config.algo == "hybrid"
-    use_critic = config.bootstrap == "critic" or hybrid  # the hybrid's baseline is the critic
+    use_critic = fits_critic(config)
     lengths, n = sched.segment_lengths, config.num_envs
     stagger = config.stagger_clocks and lengths[0] < env.episode_length
 
@@ -202,6 +201,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
                 values, segment, analytic = per_env_gradients(state, state.env_state, reset_state, noise)
                 likelihood = likelihood_gradients(state, segment, noise)
                 mixture = mix(analytic, likelihood, config.hybrid_bias_z)
+                unravel = ravel_pytree(state.actor_params)[1]
                 loss, grads = -jnp.mean(values), unravel(-mixture.gradient)
                 extra = {"analytic_weight": mixture.analytic_weight}
             else:
@@ -227,8 +227,6 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
                        "train_reward": jnp.mean(segment.rewards) / config.reward_scale, **extra}
             return state, metrics
         return update
-
-    unravel = ravel_pytree(init_params(actor, critic, jax.random.PRNGKey(0), env.observation_size)[0])[1]
 
     def per_env_gradients(state: APGState, env_state, reset_state, noise):
         """Per-environment segment objectives ``[N]``, the batch's ``Segment`` and flattened analytic
