@@ -47,6 +47,9 @@ class TrainConfig:
     # ----- episodes
     stagger_clocks: bool = True  #: start training episodes at uniform random steps of the horizon (APG
     #: segments shorter than the horizon, and PPO); evaluation always starts fresh episodes
+    curriculum: float = 0.0  #: fraction of env_steps over which training resets grow from near the solved
+    #: state to the task's reset distribution (``difficulty`` = progress / curriculum, tasks with
+    #: ``has_curriculum``); 0: off. Evaluation always uses the task's reset distribution
     truncation_bootstrap: bool = True  #: value targets (and APG's critic objective) bootstrap V(s_T) where
     #: an episode ends by the time limit; False treats the time limit as a termination (ablation)
     # ----- APG
@@ -213,6 +216,8 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         raise ConfigError(
             f"num_envs * rollout_length = {config.num_envs * config.rollout_length} must be divisible "
             f"by num_minibatches = {config.num_minibatches}")
+    if not 0.0 <= config.curriculum <= 1.0:
+        raise ConfigError(f"curriculum must be a fraction of env_steps in [0, 1], got {config.curriculum}")
     if config.critic_warmup_steps < 0 or config.critic_warmup_steps > config.env_steps:
         raise ConfigError(f"critic_warmup_steps must be between 0 and env_steps = {config.env_steps}, "
                           f"got {config.critic_warmup_steps}")

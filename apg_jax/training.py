@@ -54,6 +54,8 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
     elif env.name != config.task:
         raise ConfigError(f"env '{env.name}' given for config.task '{config.task}'; pass the task's own env")
     validate(config, env.episode_length)
+    if config.curriculum > 0 and not env.has_curriculum:
+        raise ConfigError(f"task '{config.task}' has no curriculum (sample_training_q); set curriculum=0")
     sched = schedule(config, env.episode_length)
     if config.algo in SEGMENT_ALGOS:
         parts = make_apg(env, config, sched)

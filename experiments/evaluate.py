@@ -2,11 +2,14 @@
 
     python -m experiments.evaluate RUN_DIR --initial-states starts.npy --out eval/ [--seed S]
     python -m experiments.evaluate RUN_DIR --episodes 256 --out eval/ --env-set friction=0.75
+    python -m experiments.evaluate RUN_DIR --episodes 256 --starts near --out eval-near/
 
 Rolls the saved policy of seed ``S`` (deterministic actions, full horizon) from each initial physics
 state of ``FILE.npy`` (``[N, state_dim]``, in the task's ``physics_state`` layout; tblock:
 ``px, py, pvx, pvy, bx, by, btheta, gx, gy, gtheta``) or, without it, from ``--episodes`` starts drawn
-from the task's reset distribution (``--draw-seed``). ``--env-set NAME=VALUE`` (repeatable) changes a
+from the task's reset distribution (``--draw-seed``), or from one of its named start bands (``--starts``;
+tblock: ``near`` = block origin within 3 cm and 30 degrees of the goal, ``middle`` = 3-8 cm and 30-90
+degrees). ``--env-set NAME=VALUE`` (repeatable) changes a
 field of the task's ``Params`` for this evaluation only (model mismatch). Writes:
 - ``OUT/episodes.csv``: one row per episode: ``index, return, success`` and the task's episode metrics
   (tblock: ``max_coverage, final_coverage``);
@@ -34,6 +37,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=None, help="which trained seed's policy (default: the run's first)")
     p.add_argument("--initial-states", default=None, metavar="FILE.npy", help="[N, state_dim] initial states")
     p.add_argument("--episodes", type=int, default=128, help="starts drawn from the reset distribution")
+    p.add_argument("--starts", default=None, metavar="BAND",
+                   help="draw the --episodes starts from one of the task's named start bands instead "
+                        "(tblock: near, middle)")
     p.add_argument("--draw-seed", type=int, default=0, help="RNG seed of those draws")
     p.add_argument("--env-set", action="append", default=[], metavar="NAME=VALUE",
                    help="change a field of the task's Params for this evaluation (repeatable)")
@@ -55,8 +61,21 @@ def load_initial_states(path: str, env) -> np.ndarray:
     return q0.astype(np.float32)
 
 
+def draw_band(env, band: str, key, n: int):
+    """``[n, state_dim]`` starts from the task's named start band (``env.start_bands``)."""
+    import jax
+
+    bands = getattr(env, "start_bands", {})
+    if band not in bands:
+        raise ValueError(f"task '{env.name}' has no start band '{band}'; "
+                         f"its bands: {', '.join(bands) or 'none'}")
+    distance, angle = bands[band]
+    return jax.vmap(lambda k: env.sample_band(k, distance, angle))(jax.random.split(key, n))
+
+
 def evaluate_run(run_dir: str, out: str, seed: int | None = None, initial_states: str | None = None,
-                 episodes: int = 128, draw_seed: int = 0, env_overrides: dict | None = None) -> list[dict]:
+                 episodes: int = 128, draw_seed: int = 0, env_overrides: dict | None = None,
+                 starts: str | None = None) -> list[dict]:
     """Roll the policy, write ``episodes.csv`` and ``trajectories.npz`` into ``out``; returns the rows."""
     import jax
 
@@ -71,12 +90,18 @@ def evaluate_run(run_dir: str, out: str, seed: int | None = None, initial_states
         env = envs.make(config.task, **{**config.env_params, **(env_overrides or {})})
     except TypeError as err:
         raise ValueError(f"--env-set: {err}") from None
+    if initial_states is not None and starts is not None:
+        raise ValueError("give either --initial-states or --starts, not both")
     if initial_states is not None:
         q0 = load_initial_states(initial_states, env)
     else:
         if episodes < 1:
             raise ValueError(f"--episodes must be >= 1, got {episodes}")
-        q0 = np.asarray(reset_batch(env, jax.random.PRNGKey(draw_seed), episodes).pipeline_state)
+        key = jax.random.PRNGKey(draw_seed)
+        if starts is None:
+            q0 = np.asarray(reset_batch(env, key, episodes).pipeline_state)
+        else:
+            q0 = np.asarray(draw_band(env, starts, key, episodes))
 
     @jax.jit
     def run(q):
@@ -102,7 +127,7 @@ def main(argv=None) -> int:
     select_platform(args.device)
     try:
         rows = evaluate_run(args.run_dir, args.out, args.seed, args.initial_states, args.episodes,
-                            args.draw_seed, parse_overrides(args.env_set))
+                            args.draw_seed, parse_overrides(args.env_set), args.starts)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -152,3 +152,69 @@ def test_rollout_gradient_through_contact_matches_finite_differences():
         grad = jax.jit(jax.grad(ret))(actions)
         fd = fd_jacobian(jax.jit(ret), actions, eps=1e-7).reshape(actions.shape)
         assert relative_error(grad, fd) < 1e-5
+
+
+def test_observation_is_in_the_block_frame():
+    """Moving and turning the whole scene (pusher, block, goal) leaves the block-frame features unchanged;
+    the features themselves equal the hand-computed frame change."""
+    q = np.array([0.05, 0.02, 0.1, -0.2, -0.03, 0.04, 0.7, 0.0, 0.0, np.pi / 4], dtype=np.float32)
+    obs = np.asarray(ENV.observe(jnp.asarray(q)))
+    c, s = np.cos(0.7), np.sin(0.7)
+    to_block = np.array([[c, s], [-s, c]])
+    np.testing.assert_allclose(obs[0:2], to_block @ (q[0:2] - q[4:6]), atol=1e-6)
+    np.testing.assert_allclose(obs[2:4], to_block @ q[2:4], atol=1e-6)
+    np.testing.assert_allclose(obs[4:6], to_block @ (q[7:9] - q[4:6]), atol=1e-6)
+    np.testing.assert_allclose(obs[6:8], [np.cos(np.pi / 4 - 0.7), np.sin(np.pi / 4 - 0.7)], atol=1e-6)
+    shift, turn = np.array([0.03, -0.05]), 1.1
+    R = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    moved = q.copy()
+    for sl in (slice(0, 2), slice(4, 6), slice(7, 9)):
+        moved[sl] = R @ q[sl] + shift
+    moved[2:4] = R @ q[2:4]
+    moved[6] += turn
+    moved[9] += turn
+    np.testing.assert_allclose(np.asarray(ENV.observe(jnp.asarray(moved)))[:10], obs[:10], atol=1e-5)
+
+
+def test_training_resets_scale_the_offset_from_the_goal_by_difficulty():
+    keys = jax.random.split(jax.random.PRNGKey(3), 256)
+    full = jax.vmap(ENV.sample_initial_q)(keys)
+    goal = np.asarray(ENV.params.goal)
+    wrap = lambda a: np.arctan2(np.sin(a), np.cos(a))
+    for difficulty in (1.0, 0.25):
+        qs = jax.vmap(lambda k: ENV.sample_training_q(k, difficulty))(keys)
+        np.testing.assert_allclose(qs[:, 4:6] - goal[:2], difficulty * (full[:, 4:6] - goal[:2]), atol=1e-6)
+        np.testing.assert_allclose(wrap(qs[:, 6] - goal[2]), difficulty * wrap(full[:, 6] - goal[2]), atol=1e-5)
+        dist = jax.vmap(lambda q: ENV.local_distance(ENV.world_to_block(q[4:7], q[0:2])))(qs)
+        assert float(jnp.min(dist)) > ENV.params.pusher_radius
+    easiest = jax.vmap(lambda k: ENV.sample_training_q(k, 0.0))(keys)  # floored at 5 % of the offset
+    np.testing.assert_allclose(easiest[:, 4:6] - goal[:2], 0.05 * (full[:, 4:6] - goal[:2]), atol=1e-6)
+
+
+@pytest.mark.parametrize("band", ["near", "middle"])
+def test_start_bands_hold_their_distance_and_angle(band):
+    (d_lo, d_hi), (a_lo, a_hi) = ENV.start_bands[band]
+    qs = jax.vmap(lambda k: ENV.sample_band(k, (d_lo, d_hi), (a_lo, a_hi)))(jax.random.split(jax.random.PRNGKey(4), 512))
+    goal = np.asarray(ENV.params.goal)
+    dist = np.linalg.norm(np.asarray(qs[:, 4:6]) - goal[:2], axis=1)
+    angle = np.abs(np.asarray(qs[:, 6]) - goal[2])
+    assert d_lo - 1e-6 <= dist.min() and dist.max() <= d_hi + 1e-6 and dist.max() > d_lo + 0.8 * (d_hi - d_lo)
+    assert a_lo - 1e-6 <= angle.min() and angle.max() <= a_hi + 1e-6
+    assert np.mean(np.asarray(qs[:, 6]) > goal[2]) == pytest.approx(0.5, abs=0.08)  # both senses of turn
+    clearance = jax.vmap(lambda q: ENV.local_distance(ENV.world_to_block(q[4:7], q[0:2])))(qs)
+    assert float(jnp.min(clearance)) > ENV.params.pusher_radius
+
+
+def test_implicit_contact_keeps_large_substeps_close_to_fine_ones():
+    """Pushes of 3 s at 10 substeps of 10 ms follow the same pushes at 100 substeps of 1 ms (the stiff
+    contact's time constant, b / (k (1 + r^2 / rho^2)), is about 1 ms): block pose within a few mm."""
+    fine = envs.make("tblock", substeps=100)
+    rng = np.random.default_rng(5)
+    q0 = state((0.0, 0.07), (0.0, 0.0, 0.0))
+    targets = np.clip(np.array([0.0, -0.02]) + np.cumsum(rng.normal(0.0, 0.01, (30, 2)), 0), -0.2, 0.2)
+    coarse_traj = drive(q0, targets)
+    step = lambda q, t: (fine.physics_step(q, t / REACH)[0],) * 2
+    fine_traj = jax.jit(lambda q, ts: jax.lax.scan(step, q, ts)[1])(q0, jnp.asarray(targets))
+    assert float(jnp.abs(fine_traj[-1, 5] - q0[5])) > 0.03  # the block was pushed
+    assert float(jnp.max(jnp.linalg.norm(coarse_traj[:, 4:6] - fine_traj[:, 4:6], axis=-1))) < 0.004
+    assert float(jnp.max(jnp.abs(coarse_traj[:, 6] - fine_traj[:, 6]))) < 0.03  # of 0.3 rad turned

@@ -34,7 +34,8 @@ from apg_jax.agents.hybrid import log_likelihood, mix, reward_to_go
 from apg_jax.agents.returns import compute_gae
 from apg_jax.config import Schedule, TrainConfig, fits_critic
 from apg_jax.envs.base import DiffEnv, State
-from apg_jax.envs.batch import replace_nonfinite, reset_batch, stagger_clocks, step_with_reset, terminated
+from apg_jax.envs.batch import (curriculum_difficulty, replace_nonfinite, reset_batch, stagger_clocks,
+                                step_with_reset, terminated)
 from apg_jax.networks import init_params, make_networks
 from apg_jax.normalization import RunningStats, init_stats, normalize, update_stats
 from apg_jax.optim import guarded_update, make_optimizer
@@ -166,7 +167,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
     def init(key):
         k_params, k_env, k_clock, key = jax.random.split(key, 4)
         actor_params, critic_params = init_params(actor, critic, k_params, env.observation_size)
-        env_state = reset_batch(env, k_env, n)
+        env_state = reset_batch(env, k_env, n, curriculum_difficulty(config, jnp.zeros(())))
         if stagger:
             env_state = stagger_clocks(env, env_state, k_clock)
         return APGState(actor_params, critic_params, critic_params, actor_optimizer.init(actor_params),
@@ -181,16 +182,17 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
             reward_scale=config.reward_scale, truncation_bootstrap=config.truncation_bootstrap,
             bootstrap_weight=(state.env_steps >= config.critic_warmup_steps).astype(noise.dtype))
 
-    def draw(k_reset, k_noise, k):
-        """Reset states ``[N, ...]`` and action noise ``[k, N, act]`` (zeros for a deterministic policy)."""
+    def draw(k_reset, k_noise, k, env_steps):
+        """Reset states ``[N, ...]`` (graded by the curriculum after ``env_steps``) and action noise
+        ``[k, N, act]`` (zeros for a deterministic policy)."""
         noise = (jax.random.normal(k_noise, (k, n, env.action_size)) if config.exploration_noise
                  else jnp.zeros((k, n, env.action_size)))
-        return reset_batch(env, k_reset, n), noise
+        return reset_batch(env, k_reset, n, curriculum_difficulty(config, env_steps)), noise
 
     def make_update(k: int):
         def update(state: APGState):
             key, k_reset, k_noise, k_critic = jax.random.split(state.key, 4)
-            reset_state, noise = draw(k_reset, k_noise, k)
+            reset_state, noise = draw(k_reset, k_noise, k, state.env_steps)
 
             def loss_fn(actor_params):
                 value, segment = objective(state, actor_params, state.env_state, reset_state, noise)
@@ -258,7 +260,8 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
     def probe(state: APGState) -> LadderStatistics:
         """Per-env segment gradients of every ladder length from the current states (the training RNG
         stream is left untouched)."""
-        reset_state, noise = draw(*jax.random.split(jax.random.fold_in(state.key, PROBE_STREAM)), lengths[-1])
+        reset_state, noise = draw(*jax.random.split(jax.random.fold_in(state.key, PROBE_STREAM)), lengths[-1],
+                                  state.env_steps)
         return ladder_statistics([per_env_gradients(state, state.env_state, reset_state, noise[:k])[2]
                                   for k in lengths])
 

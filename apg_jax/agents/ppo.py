@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from apg_jax.envs.batch import replace_nonfinite, reset_batch, stagger_clocks, step_with_reset, terminated
+from apg_jax.envs.batch import (curriculum_difficulty, replace_nonfinite, reset_batch, stagger_clocks,
+                                step_with_reset, terminated)
 from apg_jax.agents.returns import compute_gae
 from apg_jax.config import Schedule, TrainConfig
 from apg_jax.envs.base import DiffEnv, State
@@ -36,6 +37,7 @@ class PPOState:
     obs_stats: RunningStats
     env_state: State  #: batched, leaves [num_envs, ...]
     key: jax.Array
+    env_steps: jax.Array  #: [] int32 env steps collected (all envs; the curriculum counts them)
 
 
 class Batch(NamedTuple):
@@ -82,11 +84,12 @@ def make_ppo(env: DiffEnv, config: TrainConfig, sched: Schedule):
     def init(key):
         k_params, k_env, k_clock, key = jax.random.split(key, 4)
         actor_params, critic_params = init_params(actor, critic, k_params, env.observation_size)
-        env_state = reset_batch(env, k_env, n)
+        env_state = reset_batch(env, k_env, n, curriculum_difficulty(config, jnp.zeros(())))
         if config.stagger_clocks:
             env_state = stagger_clocks(env, env_state, k_clock)
         return PPOState(actor_params, critic_params, actor_optimizer.init(actor_params),
-                        critic_optimizer.init(critic_params), init_stats(env.observation_size), env_state, key)
+                        critic_optimizer.init(critic_params), init_stats(env.observation_size), env_state, key,
+                        jnp.zeros((), jnp.int32))
 
     def collect(state: PPOState, reset_state, key):
         def body(env_state, k):
@@ -119,7 +122,7 @@ def make_ppo(env: DiffEnv, config: TrainConfig, sched: Schedule):
 
     def update(state: PPOState):
         key, k_reset, k_collect, k_perm = jax.random.split(state.key, 4)
-        reset_state = reset_batch(env, k_reset, n)
+        reset_state = reset_batch(env, k_reset, n, curriculum_difficulty(config, state.env_steps))
         final, (obs, actions, log_probs, values, next_values, rewards, terms, ends) = collect(
             state, reset_state, k_collect)
         advantages, returns = compute_gae(rewards * config.reward_scale, values, next_values, terms, ends,
@@ -138,7 +141,7 @@ def make_ppo(env: DiffEnv, config: TrainConfig, sched: Schedule):
         actor_params, critic_params, actor_opt, critic_opt = carry
         env_state, n_bad = replace_nonfinite(final, reset_state)
         state = PPOState(actor_params, critic_params, actor_opt, critic_opt,
-                         update_stats(state.obs_stats, obs), env_state, key)
+                         update_stats(state.obs_stats, obs), env_state, key, state.env_steps + batch_size)
         metrics = {"actor_loss": jnp.mean(stats["policy_loss"]), "critic_loss": jnp.mean(stats["value_loss"]),
                    "grad_norm": jnp.mean(stats["grad_norm"]), "skipped_updates": jnp.sum(stats["skipped"]),
                    "nonfinite_envs": n_bad.astype(jnp.float32), "train_reward": jnp.mean(rewards)}

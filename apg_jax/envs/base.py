@@ -58,6 +58,8 @@ class DiffEnv(brax_base.Env):
     state_dim: ClassVar[int]
     #: how an episode's success is judged from the per-step flags: "final" (last step) or "any".
     success_mode: ClassVar[str] = "final"
+    #: whether ``sample_training_q`` grades resets by difficulty (the ``curriculum`` option)
+    has_curriculum: ClassVar[bool] = False
     #: matplotlib projection of the axes ``draw`` expects (None: 2-D, "3d": 3-D)
     render_projection: ClassVar[str | None] = None
 
@@ -73,6 +75,11 @@ class DiffEnv(brax_base.Env):
     def sample_initial_q(self, key: jax.Array) -> jax.Array:
         """Draw a physics state ``q`` of shape ``[state_dim]`` at reset."""
         raise NotImplementedError
+
+    def sample_training_q(self, key: jax.Array, difficulty: jax.Array) -> jax.Array:
+        """A training reset at ``difficulty`` in [0, 1] (1: ``sample_initial_q``); tasks with a curriculum
+        override it (and set ``has_curriculum``)."""
+        return self.sample_initial_q(key)
 
     def physics_step(self, q: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
         """One control step: ``q [state_dim]``, ``u [action_size]`` in [-1, 1] -> ``(q_next, reward)``."""

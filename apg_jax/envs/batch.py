@@ -18,9 +18,23 @@ def episodic(env: DiffEnv) -> EpisodeWrapper:
     return EpisodeWrapper(env, env.episode_length, action_repeat=1)
 
 
-def reset_batch(env: DiffEnv, key: jax.Array, num_envs: int) -> State:
-    """``num_envs`` fresh episodes (clock at 0), leaves ``[num_envs, ...]``."""
-    return jax.vmap(episodic(env).reset)(jax.random.split(key, num_envs))
+def reset_batch(env: DiffEnv, key: jax.Array, num_envs: int, difficulty: jax.Array | None = None) -> State:
+    """``num_envs`` fresh episodes (clock at 0), leaves ``[num_envs, ...]``; with ``difficulty`` (a scalar in
+    [0, 1]) their physics states come from the task's ``sample_training_q`` (a curriculum)."""
+    keys = jax.random.split(key, num_envs)
+    state = jax.vmap(episodic(env).reset)(keys)
+    if difficulty is None:
+        return state
+    graded = jax.vmap(lambda k: env.state_from_q(env.sample_training_q(k, difficulty)))(keys)
+    return state.replace(pipeline_state=graded.pipeline_state, obs=graded.obs, done=graded.done,
+                         metrics={**state.metrics, **graded.metrics})
+
+
+def curriculum_difficulty(config, env_steps: jax.Array) -> jax.Array | None:
+    """Training-reset difficulty after ``env_steps``: ``min(1, progress / config.curriculum)`` (None: off)."""
+    if config.curriculum <= 0.0:
+        return None
+    return jnp.minimum(1.0, env_steps / (config.curriculum * config.env_steps))
 
 
 def stagger_clocks(env: DiffEnv, state: State, key: jax.Array) -> State:
