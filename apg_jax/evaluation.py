@@ -37,7 +37,10 @@ def episode_success(env: DiffEnv, success: jax.Array) -> jax.Array:
 
 
 def evaluate(env: DiffEnv, act_fn, key: jax.Array, num_envs: int) -> dict:
-    """Mean undiscounted episode return and success rate of a deterministic policy."""
-    _, rewards, success = rollout(env, act_fn, key, num_envs)
+    """Mean undiscounted episode return and success rate of a deterministic policy, and the mean of each
+    of the task's episode metrics as ``eval_<name>`` (tblock: ``eval_max_coverage``, ...)."""
+    qs, rewards, success = rollout(env, act_fn, key, num_envs)
+    extra = jax.vmap(env.episode_metrics, in_axes=1)(qs)
     return {"eval_return": jnp.mean(jnp.sum(rewards, axis=0)),
-            "eval_success": jnp.mean(episode_success(env, success))}
+            "eval_success": jnp.mean(episode_success(env, success)),
+            **{f"eval_{name}": jnp.mean(value) for name, value in extra.items()}}

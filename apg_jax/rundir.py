@@ -89,12 +89,17 @@ def read_config(run_dir: str) -> tuple[TrainConfig, int]:
 
 # ----- metrics -------------------------------------------------------------------------------------
 def metric_row(config: TrainConfig, seed: int, chunk: int, counts: dict, wall: float, values: dict) -> dict:
-    """One ``metrics.csv`` row: every column present (NaN where a value is missing)."""
+    """One ``metrics.csv`` row: every column present (NaN where a value is missing), then the task's own
+    evaluation metrics (``eval_<name>`` of ``DiffEnv.episode_metrics``, e.g. tblock's
+    ``eval_max_coverage``)."""
     row = {"algo": config.algo, "task": config.task, "seed": seed, "chunk": chunk, **counts,
            "grad_steps": counts["actor_grad_steps"], "wall_time_s": round(wall, 4)}
     for name in COLUMNS:
         if name not in row:
             row[name] = float(values[name]) if name in values else float("nan")
+    for name in sorted(values):
+        if name.startswith("eval_") and name not in row:
+            row[name] = float(values[name])
     return row
 
 
@@ -102,7 +107,8 @@ def write_metrics(run_dir: str, rows: list[dict]) -> None:
     path = os.path.join(run_dir, METRICS)
     tmp = f"{path}.tmp"
     with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        extra = [k for k in (rows[0] if rows else {}) if k not in COLUMNS]
+        writer = csv.DictWriter(f, fieldnames=COLUMNS + extra)
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)

@@ -76,8 +76,10 @@ def run_experiment(config: TrainConfig, num_seeds: int, out_dir: str, progress: 
         rows += metric_rows(config, sched, done, wall, metrics, state.updates)
         rundir.write_metrics(out_dir, rows)
         rundir.save_checkpoint(out_dir, state, done, wall)
+        task_metrics = {k[5:]: float(np.mean(v)) for k, v in metrics.items()  # e.g. tblock's max_coverage
+                        if k.startswith("eval_") and k not in ("eval_return", "eval_success")}
         bar.update(eval_return=float(np.mean(metrics["eval_return"])),
-                   success=float(np.mean(metrics["eval_success"])))
+                   success=float(np.mean(metrics["eval_success"])), **task_metrics)
     bar.close()
 
     final_return, final_success = rundir.final_numbers(rows)

@@ -68,6 +68,8 @@ def test_model_mismatch_changes_the_outcome(trained_run, tmp_path):
     (["--initial-states", "NAN"], "NaN/inf in rows [2]"),
     (["--env-set", "masss=2"], "unknown parameter(s) ['masss']"),
     (["--episodes", "0"], "--episodes must be >= 1"),
+    (["--starts", "near"], "task 'pointmass1d' has no start band 'near'"),
+    (["--starts", "near", "--initial-states", "WIDE"], "either --initial-states or --starts"),
 ])
 def test_bad_input_stops_before_any_rollout(trained_run, tmp_path, capsys, args, message):
     np.save(tmp_path / "wide.npy", np.zeros((4, 5), np.float32))
@@ -104,3 +106,32 @@ def test_tblock_episodes_carry_coverage(tmp_path):
     cover = np.asarray(jax.vmap(jax.vmap(env.coverage))(q[:, 1:]))
     np.testing.assert_allclose([float(r["max_coverage"]) for r in rows], cover.max(1), rtol=1e-6)
     np.testing.assert_allclose([float(r["final_coverage"]) for r in rows], cover[:, -1], rtol=1e-6)
+    # a start band: the saved starts lie in it
+    assert evaluate.main([str(run_dir), "--episodes", "8", "--starts", "middle", "--out", str(tmp_path / "mid")]) == 0
+    q0 = np.load(tmp_path / "mid" / "trajectories.npz")["q"][:, 0]
+    dist = np.linalg.norm(q0[:, 4:6] - np.asarray(env.params.goal[:2]), axis=1)
+    turn = np.abs(q0[:, 6] - env.params.goal[2])
+    assert np.all((dist >= 0.03 - 1e-6) & (dist <= 0.08 + 1e-6))
+    assert np.all((turn >= np.pi / 6 - 1e-5) & (turn <= np.pi / 2 + 1e-5))
+
+
+def test_training_evaluation_logs_the_tasks_episode_metrics(tmp_path):
+    """``evaluation.evaluate`` adds ``eval_max_coverage`` / ``eval_final_coverage`` on tblock (the mean of the
+    episodes' own metrics), and metrics.csv carries them through a write and a read."""
+    from apg_jax.evaluation import evaluate as evaluate_policy, rollout
+
+    env = envs.make("tblock")
+    act = lambda obs: 0.3 * jax.numpy.tanh(obs[:, 0:2] - obs[:, 4:6])  # any fixed deterministic policy
+    key = jax.random.PRNGKey(7)
+    logged = evaluate_policy(env, act, key, 6)
+    qs, _, _ = rollout(env, act, key, 6)
+    expected = jax.vmap(env.episode_metrics, in_axes=1)(qs)
+    for name in ("max_coverage", "final_coverage"):
+        assert float(logged[f"eval_{name}"]) == pytest.approx(float(np.mean(expected[name])), rel=1e-6)
+    config = default_config("tblock", "apg")
+    counts = {"env_steps": 10, "actor_grad_steps": 1, "critic_grad_steps": 0}
+    row = rundir.metric_row(config, 0, 1, counts, 1.0, {k: float(v) for k, v in logged.items()})
+    rundir.write_metrics(str(tmp_path), [row])
+    back = rundir.read_metrics(str(tmp_path))[0]
+    assert back["eval_max_coverage"] == pytest.approx(float(logged["eval_max_coverage"]), rel=1e-6)
+    assert list(back)[:len(rundir.COLUMNS)] == rundir.COLUMNS

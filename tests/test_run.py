@@ -80,6 +80,8 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     (["--algo", "sac"], "unknown algo 'sac'"),
     (["--set", "learning_rat=1"], "unknown config field"),
     (["--seeds", "0"], "--seeds must be >= 1"),
+    (["--set", "curriculum=1.5"], "curriculum must be a fraction of env_steps in [0, 1]"),
+    (["--set", "curriculum=0.5"], "task 'pointmass1d' has no curriculum"),
 ])
 def test_invalid_configurations_stop_before_compilation(args, message, tmp_path, compiles, capsys):
     out = tmp_path / "x"
