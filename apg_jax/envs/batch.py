@@ -20,14 +20,26 @@ def episodic(env: DiffEnv) -> EpisodeWrapper:
 
 def reset_batch(env: DiffEnv, key: jax.Array, num_envs: int, difficulty: jax.Array | None = None) -> State:
     """``num_envs`` fresh episodes (clock at 0), leaves ``[num_envs, ...]``; with ``difficulty`` (a scalar in
-    [0, 1]) their physics states come from the task's ``sample_training_q`` (a curriculum)."""
+    [0, 1]) their physics states come from the task's ``sample_training_q`` (a curriculum).
+    ``metrics["success"]`` is 0, as in ``step_with_reset``."""
     keys = jax.random.split(key, num_envs)
-    state = jax.vmap(episodic(env).reset)(keys)
+    state = without_success(jax.vmap(episodic(env).reset)(keys))
     if difficulty is None:
         return state
     graded = jax.vmap(lambda k: env.state_from_q(env.sample_training_q(k, difficulty)))(keys)
-    return state.replace(pipeline_state=graded.pipeline_state, obs=graded.obs, done=graded.done,
-                         metrics={**state.metrics, **graded.metrics})
+    return state.replace(pipeline_state=graded.pipeline_state, obs=graded.obs, done=graded.done)
+
+
+def without_success(state: State) -> State:
+    """``state`` with ``metrics["success"]`` zeroed. The learners and the evaluator never read it (the
+    evaluator judges success from the physics states), and left unused the task's success test is
+    compiled away: tblock's coverage grid costs about six physics steps, once per reset and per step.
+    ``EpisodeWrapper``'s running sum of it (``info["episode_metrics"]``) is zeroed too."""
+    zero = jnp.zeros_like(state.metrics["success"])
+    info = dict(state.info)
+    if "episode_metrics" in info:
+        info["episode_metrics"] = {**info["episode_metrics"], "success": zero}
+    return state.replace(metrics={**state.metrics, "success": zero}, info=info)
 
 
 def curriculum_difficulty(config, env_steps: jax.Array) -> jax.Array | None:
@@ -68,8 +80,9 @@ def step_with_reset(env: DiffEnv, state: State, action: jax.Array, reset_state: 
     """Step a batch through the time limit; environments whose episode ended continue from ``reset_state``.
 
     Returns ``(carry_state, stepped)``: the state to continue from and the stepped state before any
-    reset (its ``reward``, ``done``, ``obs``, ``info["truncation"]`` describe the transition just taken)."""
-    stepped = jax.vmap(episodic(env).step)(state, action)
+    reset (its ``reward``, ``done``, ``obs``, ``info["truncation"]`` describe the transition just taken).
+    ``metrics["success"]`` is 0 (``without_success``)."""
+    stepped = without_success(jax.vmap(episodic(env).step)(state, action))
     return select_envs(stepped.done, reset_state, stepped), stepped
 
 
