@@ -115,9 +115,10 @@ DEFAULTS: dict[tuple[str, str], dict] = {
     ("pointmass2d", "ppo"): dict(env_steps=6_000_000, num_envs=128, learning_rate=1e-3, lr_schedule="linear",
                                  init_log_std=-1.0, reward_scale=10.0),
     # tblock: short mc segments learn steadily (critic bootstrap at K=20 and lr 3e-3 were worse, 3M steps)
-    ("tblock", "apg"): dict(env_steps=5_000_000, num_envs=64, learning_rate=1e-3, segment_length=10),
+    ("tblock", "apg"): dict(env_steps=5_000_000, num_envs=64, learning_rate=1e-3, segment_length=10,
+                            curriculum=0.6),
     ("tblock", "ppo"): dict(env_steps=5_000_000, num_envs=128, learning_rate=1e-3, lr_schedule="linear",
-                            init_log_std=-1.0),
+                            init_log_std=-1.0, curriculum=0.6),
     # franka: K=25 reached 100 % success in 0.6M steps; full-horizon BPTT 83 % after 1M (grad norms ~1e4)
     ("franka", "apg"): dict(env_steps=1_000_000, num_envs=64, learning_rate=1e-3, segment_length=25),
     ("franka", "ppo"): dict(env_steps=3_000_000, num_envs=128, learning_rate=1e-3, lr_schedule="linear",

@@ -191,7 +191,8 @@ def write_artifacts(run_dir: str, config: TrainConfig, rows: list[dict], actor, 
     import jax
 
     from apg_jax import envs
-    from apg_jax.evaluation import rollout
+    from apg_jax.envs.render import pick_episodes
+    from apg_jax.evaluation import episode_success, rollout
     from apg_jax.plots import plot_learning_curves
     from apg_jax.networks import deterministic_action
 
@@ -202,7 +203,11 @@ def write_artifacts(run_dir: str, config: TrainConfig, rows: list[dict], actor, 
     env = envs.make(config.task, **config.env_params)
     first_params, first_stats = jax.tree.map(lambda x: x[0], (actor_params, obs_stats))
     act = lambda obs: deterministic_action(actor, first_params, first_stats, obs)
-    qs, _, _ = jax.jit(lambda k: rollout(env, act, k, 1))(jax.random.PRNGKey(config.seed + 7))
-    envs.write_animation(env, np.asarray(qs[:, 0]), os.path.join(run_dir, ANIMATION),
-                    every=max(1, env.episode_length // 100), title=f"{label} {config.task} seed {config.seed}")
+    # four evaluation episodes side by side: successes and failures where both occur
+    qs, _, success = jax.jit(lambda k: rollout(env, act, k, 16))(jax.random.PRNGKey(config.seed + 7))
+    won = np.asarray(episode_success(env, success))
+    chosen = pick_episodes(won)
+    titles = [f"{label} seed {config.seed}, episode {i}: {'success' if won[i] else 'failure'}" for i in chosen]
+    envs.write_animation(env, np.swapaxes(np.asarray(qs), 0, 1)[chosen], os.path.join(run_dir, ANIMATION),
+                         every=max(1, env.episode_length // 100), titles=titles)
     write_summary(run_dir, summary)

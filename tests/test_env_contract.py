@@ -181,3 +181,33 @@ def test_render_draws_the_state(task, tmp_path):
     import imageio.v2 as imageio
 
     assert len(imageio.mimread(path)) == 2
+
+
+def test_animation_of_several_episodes_tiles_their_panels(tmp_path):
+    """Three episodes in two columns: a 2 x 2 grid whose panels are the single-episode pictures (the
+    fourth blank), one frame per step."""
+    import imageio.v2 as imageio
+
+    env = envs.make("pointmass2d")
+    q0 = env.physics_state(env.reset(jax.random.PRNGKey(3)))
+    episodes = jnp.stack([jnp.stack([q0, q0.at[0].add(0.1 * i)]) for i in range(3)])
+    titles = ["a", "b", "c"]
+    path = envs.write_animation(env, episodes, str(tmp_path / "grid.gif"), titles=titles)
+    frames = imageio.mimread(path)
+    single = envs.render(env, episodes[1], title="b")
+    h, w = single.shape[1:3]
+    assert len(frames) == 2 and frames[1].shape[:2] == (2 * h, 2 * w)
+    top_right = np.asarray(frames[1])[:h, w:, :3].astype(float)  # episode 1 (GIF palette: a few pixels off)
+    off = lambda panel: np.mean(np.any(panel != single[1], axis=-1))
+    assert off(top_right) < 0.01
+    assert off(np.asarray(frames[1])[:h, :w, :3]) > 2 * off(top_right)  # top left (episode 0) differs more
+    assert np.all(np.asarray(frames[1])[h:, w:, :3] == 255)  # bottom right: blank
+
+
+def test_pick_episodes_mixes_successes_and_failures():
+    from apg_jax.envs.render import pick_episodes
+
+    assert pick_episodes([0, 1, 0, 1, 1, 0]) == [1, 3, 0, 2]
+    assert pick_episodes([1, 1, 1, 0]) == [0, 1, 2, 3]  # one failure: three successes fill the rest
+    assert pick_episodes([0, 0, 0, 0, 0]) == [0, 1, 2, 3]
+    assert pick_episodes([1, 0], count=4) == [0, 1]

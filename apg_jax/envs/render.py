@@ -39,11 +39,30 @@ def render(env: DiffEnv, states, size_px: int = 320, title: str | None = None) -
 
 
 def write_animation(env: DiffEnv, states, path: str, fps: int = 20, every: int = 1,
-                    title: str | None = None) -> str:
-    """Write a GIF of a trajectory ``states [T, state_dim]`` (every ``every``-th frame) to ``path``."""
+                    title: str | None = None, titles: list[str] | None = None, columns: int = 2) -> str:
+    """Write a GIF of a trajectory ``states [T, state_dim]``, or of several side by side (``[E, T,
+    state_dim]``, one panel per episode titled by ``titles``, ``columns`` per row), every ``every``-th frame."""
     import imageio.v2 as imageio
 
-    frames = render(env, np.asarray(states)[::every], title=title)
+    states = np.asarray(states)
+    if states.ndim == 2:
+        frames = render(env, states[::every], title=title)
+    else:
+        titles = titles or [f"episode {i}" for i in range(len(states))]
+        panels = [render(env, episode[::every], title=name) for episode, name in zip(states, titles)]
+        blank = np.full_like(panels[0], 255)
+        panels += [blank] * (-len(panels) % columns)
+        rows = [np.concatenate(panels[i:i + columns], axis=2) for i in range(0, len(panels), columns)]
+        frames = np.concatenate(rows, axis=1)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     imageio.mimsave(path, list(frames), duration=1.0 / fps, loop=0)
     return path
+
+
+def pick_episodes(success, count: int = 4) -> list[int]:
+    """Indices of up to ``count`` episodes from per-episode ``success [E]``: half successes and half
+    failures where both exist (the rest from whichever has more), in index order within each."""
+    success = np.asarray(success) > 0
+    wins, losses = list(np.flatnonzero(success)), list(np.flatnonzero(~success))
+    take_wins = min(len(wins), max(count // 2, count - len(losses)))
+    return wins[:take_wins] + losses[:count - take_wins]

@@ -45,7 +45,7 @@ Model (defaults of ``TBlockParams``):
   from 512 resets, 89 mm of block travel on average), the block's pose differs by 6 mm and 4 degrees on
   average (the converged explicit scheme differs by 5 mm and 3 degrees from itself with a 5x stiffer
   contact: the difference is of the order of the contact model's own softness).
-- Reward per step: ``-(10 * mean keypoint distance + 1 * gap + 0.01 |v_pusher|^2)``: keypoints are the 8
+- Reward per step: ``-(10 * mean keypoint distance + 0.1 * gap + 0.01 |v_pusher|^2)``: keypoints are the 8
   vertices of the T, matched with the goal's (distances smoothed as ``sqrt(d^2 + 1 mm^2) - 1 mm``); ``gap``
   is the softplus-smoothed distance between the pusher's rim and the T, so the gradient leads the pusher
   to the block before any contact.
@@ -149,7 +149,8 @@ class TBlockParams:
     block_range: float = 0.15  #: m, block origin ~ U([-r, r]^2) at reset
     pusher_range: float = 0.2  #: m, pusher ~ U([-r, r]^2) at reset
     keypoint_weight: float = 10.0  #: reward per m of mean keypoint distance
-    reach_weight: float = 1.0  #: reward per m of pusher-to-block gap
+    reach_weight: float = 0.1  #: reward per m of pusher-to-block gap (1.0 held the pusher against the
+    #: block where it had stopped: final coverage 0.29 against 0.40 at 0.1, APG, 5 M steps)
     gap_smoothing: float = 0.005  #: m, softplus width of that gap (a touching pusher is not rewarded more)
     effort_cost: float = 0.01  #: reward per (m/s)^2 of pusher speed
     distance_eps: float = 0.001  #: m, smoothing of keypoint distances
