@@ -114,7 +114,8 @@ DEFAULTS: dict[tuple[str, str], dict] = {
     ("pointmass2d", "apg"): dict(env_steps=3_000_000, num_envs=64, learning_rate=1e-3, segment_length=50),
     ("pointmass2d", "ppo"): dict(env_steps=6_000_000, num_envs=128, learning_rate=1e-3, lr_schedule="linear",
                                  init_log_std=-1.0, reward_scale=10.0),
-    # tblock: short mc segments learn steadily (critic bootstrap at K=20 and lr 3e-3 were worse, 3M steps)
+    # tblock (issue 14 trials, results/tblock-tuning): short mc segments with a curriculum; the critic bootstrap
+    # (K=32) made the return worse, 256 envs learned less per env step
     ("tblock", "apg"): dict(env_steps=5_000_000, num_envs=64, learning_rate=1e-3, segment_length=10,
                             curriculum=0.6),
     ("tblock", "ppo"): dict(env_steps=5_000_000, num_envs=128, learning_rate=1e-3, lr_schedule="linear",

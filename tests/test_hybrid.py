@@ -75,7 +75,7 @@ def per_env_estimates(task, config, states=None, seed=0):
 
     @jax.jit
     def estimates(learner):
-        reset, noise = parts.draw(*jax.random.split(jax.random.PRNGKey(seed + 1)), k)
+        reset, noise = parts.draw(*jax.random.split(jax.random.PRNGKey(seed + 1)), k, learner.env_steps)
         _, segment, analytic = parts.per_env_gradients(learner, learner.env_state, reset, noise)
         return analytic, parts.likelihood_gradients(learner, segment, noise)
 

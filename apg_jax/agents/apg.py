@@ -145,7 +145,8 @@ class APGParts(NamedTuple):
     updates: tuple  #: updates[i](APGState) -> (APGState, metrics): one segment of ``segment_lengths[i]``
     actor: Any  #: flax Actor module
     probe: Any  #: APGState -> LadderStatistics of every length (None with a single length)
-    draw: Any  #: (k_reset, k_noise, K) -> (reset states, action noise [K, N, act])
+    draw: Any  #: (k_reset, k_noise, K, env_steps) -> (reset states, action noise [K, N, act]); env_steps
+    #: grades the resets by the curriculum
     per_env_gradients: Any  #: (state, env_state, reset_state, noise) -> (objectives [N], Segment, [N, P])
     likelihood_gradients: Any  #: (state, Segment, noise) -> score-function gradients [N, P]
 
