@@ -167,7 +167,9 @@ def main(argv=None) -> int:
         changes = dict(variants[method])
         algo = changes.pop("algo")
         length = dict(segment_length=k) if algo == "apg" else dict(rollout_length=k)
-        return make_trainer(default_config(task, algo, num_envs=num_envs, **length, **changes), env=env)
+        # no curriculum: a pinned reference may predate it, and every row then draws the same resets
+        return make_trainer(default_config(task, algo, num_envs=num_envs, curriculum=0.0, **length, **changes),
+                            env=env)
 
     def row(task, label, seconds, per_call, bare, forward=None):
         ratio = f"{seconds / forward:>8.2f}" if forward else f"{'':>8}"
