@@ -229,15 +229,6 @@ class TBlock(DiffEnv):
         L = self.params.half_width
         return jnp.concatenate([x - (L - margin), -(L - margin) - x], axis=-1)
 
-    def block_twist(self, pose, force, torque):
-        """Quasi-static block velocity (origin velocity [2], angular velocity) for a wrench about the COM."""
-        p = self.params
-        v_com = force / p.trans_resistance
-        omega = torque / (p.trans_resistance * self.inertia / p.block_mass)
-        com_world = rotation(pose[2]) @ jnp.asarray(self.com, pose.dtype)
-        v_origin = v_com - omega * jnp.array([-com_world[1], com_world[0]])  # v_o = v_c + w x (o - c)
-        return v_origin, omega
-
     def mobility(self, arm, direction):
         """Velocity [m/s] along ``direction [2]`` of the block point at ``arm [2]`` from its centre of mass,
         per newton pushing there along that direction: ``1 / b_t + (arm x direction)^2 / b_r``."""
@@ -266,62 +257,6 @@ class TBlock(DiffEnv):
         a02 = h * (k_c * jac[0] * jac[2] - jnp.sum(k_x * ry))
         a12 = h * (k_c * jac[1] * jac[2] + jnp.sum(k_y * rx))
         return solve_symmetric3(a00, a11, a22, a01, a02, a12, wrench)
-
-    def mobility(self, arm, direction):
-        """Velocity [m/s] along ``direction [2]`` of the block point at ``arm [2]`` from its centre of mass,
-        per newton pushing there along that direction: ``1 / b_t + (arm x direction)^2 / b_r``."""
-        p = self.params
-        return (1.0 + p.block_mass * cross2(arm, direction) ** 2 / self.inertia) / p.trans_resistance
-
-    def block_twist(self, wrench, contact, walls):
-        """The block's twist ``[3]`` (centre-of-mass velocity, angular velocity) under ``wrench [3]`` (force,
-        torque about the centre of mass), linearly implicit along the contact normals: it solves
-        ``(diag(b_t, b_t, b_r) + h K) twist = wrench`` with ``K = sum_i k_i J_i^T J_i`` the stiffness of the
-        springs in contact (``J_i``: rate of approach along normal ``i`` per twist), which is stable at any
-        substep and leaves the quasi-static equilibrium (zero wrench) unchanged.
-
-        ``contact = (k gate, J [3])`` of the pusher; ``walls = (k gate_x [8], k gate_y [8], arms [8, 2])``
-        of the vertices against the x and y walls (``J = (1, 0, -arm_y)`` and ``(0, 1, arm_x)``)."""
-        p = self.params
-        h = p.dt / p.substeps
-        k_c, jac = contact
-        k_x, k_y, arms = walls
-        rx, ry = arms[:, 0], arms[:, 1]
-        b_r = p.trans_resistance * self.inertia / p.block_mass
-        a00 = p.trans_resistance + h * (k_c * jac[0] ** 2 + jnp.sum(k_x))
-        a11 = p.trans_resistance + h * (k_c * jac[1] ** 2 + jnp.sum(k_y))
-        a22 = b_r + h * (k_c * jac[2] ** 2 + jnp.sum(k_x * ry**2 + k_y * rx**2))
-        a01 = h * k_c * jac[0] * jac[1]
-        a02 = h * (k_c * jac[0] * jac[2] - jnp.sum(k_x * ry))
-        a12 = h * (k_c * jac[1] * jac[2] + jnp.sum(k_y * rx))
-        return solve_symmetric3(a00, a11, a22, a01, a02, a12, wrench)
-
-    def old_block_twist(self, pose, force, torque):
-        """Quasi-static block velocity (origin velocity [2], angular velocity) for a wrench about the COM."""
-        p = self.params
-        v_com = force / p.trans_resistance
-        omega = torque / (p.trans_resistance * self.inertia / p.block_mass)
-        com_world = rotation(pose[2]) @ jnp.asarray(self.com, pose.dtype)
-        v_origin = v_com - omega * jnp.array([-com_world[1], com_world[0]])  # v_o = v_c + w x (o - c)
-        return v_origin, omega
-
-    def mobility(self, arm, direction):
-        """Velocity [m/s] along ``direction [2]`` of the block point at ``arm [2]`` from its centre of mass,
-        per newton pushing there along that direction: ``1 / b_t + (arm x direction)^2 / b_r``."""
-        p = self.params
-        return (1.0 + p.block_mass * cross2(arm, direction) ** 2 / self.inertia) / p.trans_resistance
-
-    def resistance(self, stiffness, arms, normals):
-        """``diag(b_t, b_t, b_r) + h K [3, 3]``: the block's twist (centre-of-mass velocity, angular
-        velocity) is this matrix's solve with the wrench. ``K = sum_i k_i J_i^T J_i`` is the stiffness of the
-        contact springs ``k_i [C]`` acting along ``normals [C, 2]`` at ``arms [C, 2]`` from the centre of mass
-        (``J_i = (n_i, arm_i x n_i)``): linearly implicit Euler along the contact normals, stable at any
-        substep, with the quasi-static equilibrium (zero wrench) unchanged."""
-        p = self.params
-        h = p.dt / p.substeps
-        jac = jnp.concatenate([normals, cross2(arms, normals)[:, None]], axis=1)  # [C, 3]
-        drag = jnp.asarray([1.0, 1.0, self.inertia / p.block_mass], jac.dtype) * p.trans_resistance
-        return jnp.diag(drag) + h * (jac * stiffness[:, None]).T @ jac
 
     def substep(self, state, target):
         p = self.params
@@ -355,12 +290,11 @@ class TBlock(DiffEnv):
         wall_force = jnp.sum(wall_forces, 0)
         wall_torque = jnp.sum(cross2(verts - com, wall_forces))
 
-        # damping and friction from the pusher's velocity (the block, quasi-static, moves slower): no
-        # feedback from the block's own velocity, which would make the explicit substep unstable
-        # friction is proportional to the normal force at the end of the substep, the spring's force over
-        # 1 + h k m_n (m_n: the block's mobility along the normal); the implicit solve below makes that the
-        # normal force that moves the block, while the spring force at the start of the substep runs ahead of
-        # it by the pusher's advance in the substep
+        # damping and friction from the pusher's velocity (the block, quasi-static, moves slower). Friction
+        # is proportional to the normal force at the end of the substep, the spring's force over 1 + h k m_n
+        # (m_n: the block's mobility along the normal): the implicit solve below makes that the normal force
+        # that moves the block, while the spring force at the start of the substep runs ahead of it by the
+        # pusher's advance in the substep
         tangent = jnp.array([-normal[1], normal[0]])
         damping = p.contact_damping * (-jnp.dot(vel, normal)) * gate
         yielding = 1.0 + h * p.contact_stiffness * gate * self.mobility(point - com, normal)
