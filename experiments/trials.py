@@ -6,7 +6,7 @@ Unlike ``experiments.report`` (which pools the seeds of one configuration label 
 algorithms), trials that share a label but differ in any setting stay apart. Writes ``OUT/trials.md`` (a
 table: the settings that differ from the trials' common ones, final and best evaluation, every ``eval_*``
 column at the end) and ``OUT/trials.png`` (evaluation return and each task metric against env steps and
-wall-clock). Numbers are means over the seeds of a run at each evaluation.
+wall-clock; PPO dashed). Numbers are means over the seeds of a run at each evaluation.
 """
 from __future__ import annotations
 
@@ -84,11 +84,13 @@ def plot(trials: dict, path: str) -> None:
     keys = ["eval_return", "eval_success"] + sorted(k for k in first_rows[0] if k.startswith("eval_")
                                                     and k not in ("eval_return", "eval_success"))
     fig, axes = plt.subplots(len(keys), 2, figsize=(11, 3.2 * len(keys)), squeeze=False)
-    for name, (_, rows) in trials.items():
+    colors = plt.get_cmap("tab20").colors
+    for n, (name, (config, rows)) in enumerate(trials.items()):
+        style = dict(label=name, color=colors[n % len(colors)], ls="--" if config.get("algo") == "ppo" else "-")
         for i, key in enumerate(keys):
             steps, wall, y = curve(rows, key)
-            axes[i, 0].plot(steps, y, label=name)
-            axes[i, 1].plot(wall, y, label=name)
+            axes[i, 0].plot(steps, y, **style)
+            axes[i, 1].plot(wall, y, **style)
     for i, key in enumerate(keys):
         for j, xlabel in enumerate(("environment steps", "wall-clock [s]")):
             axes[i, j].set_xlabel(xlabel)
