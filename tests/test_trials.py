@@ -20,7 +20,7 @@ def fake_trial(root, name, config, returns, coverage):
 
 
 def test_trials_table_and_figure(tmp_path):
-    base = default_config("tblock", "apg")
+    base = default_config("tblock", "apg").replace(curriculum=0.0)
     fake_trial(tmp_path / "runs", "plain", base, [-10.0, -5.0, -7.0], [0.1, 0.2, 0.3])
     fake_trial(tmp_path / "runs", "curriculum", base.replace(curriculum=0.5), [-10.0, -4.0, -3.0], [0.1, 0.5, 0.6])
     assert trials.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 0
