@@ -349,7 +349,7 @@ class TBlock(DiffEnv):
         direction, uniform distance) and its angle ``angle = (lo, hi)`` [rad] from the goal's (either sign)."""
         p = self.params
         k_dir, k_dist, k_angle, k_sign, k_pusher = jax.random.split(key, 5)
-        goal = jnp.asarray(p.goal, jnp.float32)
+        goal = jnp.asarray(p.goal)  # default float dtype (float64 under x64)
         heading = jax.random.uniform(k_dir, (), minval=-jnp.pi, maxval=jnp.pi)
         radius = jax.random.uniform(k_dist, (), minval=distance[0], maxval=distance[1])
         offset = jax.random.uniform(k_angle, (), minval=angle[0], maxval=angle[1])
