@@ -125,6 +125,24 @@ def contact_state():
     return jnp.array([0.03, 0.0165, 0.05, -0.3, 0.0, 0.0, 0.1, 0.0, 0.0, np.pi / 4])
 
 
+def test_distance_known_values_and_closed_form_normal_matches_autodiff():
+    """The signed distance at hand-checked points; its closed-form gradient (the contact normal) equals
+    autodiff of the distance, and the normal's Jacobian (what the backward pass differentiates) equals the
+    distance's Hessian, inside and outside the T (float64)."""
+    with jax.enable_x64(True):
+        known = {(0.0, 0.05): 0.05, (0.1, -0.015): 0.04, (0.0, -0.15): 0.03,  # above, right of, below
+                 (0.0, -0.005): -0.005, (-0.05, -0.015): -0.01}  # inside the bar: depth to the nearest edge
+        for x, d in known.items():
+            assert float(ENV.local_distance(jnp.array(x, jnp.float64))) == pytest.approx(d, abs=1.5e-3)
+        xs = jax.random.uniform(jax.random.PRNGKey(0), (2000, 2), jnp.float64, -0.08, 0.04) - jnp.array([0.0, 0.04])
+        dist, grad = jax.vmap(ENV.local_distance_and_gradient)(xs)
+        assert 0.2 < float(jnp.mean(dist < 0)) < 0.6  # both sides of the surface sampled
+        np.testing.assert_allclose(grad, jax.vmap(jax.grad(ENV.local_distance))(xs), atol=1e-12)
+        normal_jacobian = jax.vmap(jax.jacfwd(lambda x: ENV.local_distance_and_gradient(x)[1]))(xs)
+        hessian = jax.vmap(jax.hessian(ENV.local_distance))(xs)
+        assert relative_error(normal_jacobian, hessian) < 1e-10
+
+
 def test_gradients_in_contact_match_finite_differences():
     with jax.enable_x64(True):
         q = contact_state().astype(jnp.float64)
