@@ -7,8 +7,9 @@ states and parameters, the per-environment segment gradients ``g_K`` of every le
 - **reliability**: the signal-to-noise ratio of the batch-mean gradient,
   ``snr = (|mean|^2 - tr(C)/N) / (tr(C)/N)`` over the ``N`` environments (``C`` their covariance; the
   squared mean is corrected for its own sampling error), and finiteness;
-- **agreement**: the cosine between a length's mean gradient and that of the *reference*, the longest
-  reliable length (the least truncated gradient that is not noise).
+- **agreement**: the cosine between a length's expected gradient and that of the *reference*, the longest
+  reliable length (the least truncated gradient that is not noise), estimated from the batch with the
+  sampling noise of both means removed (``ladder_statistics``).
 
 The rule picks the shortest reliable length whose gradient agrees with the reference
 (``cos >= min_cosine``): short segments where they point where the long ones do (more updates per env
@@ -29,8 +30,9 @@ class LadderStatistics(NamedTuple):
 
     finite: jax.Array  #: [R] bool, every per-env gradient finite
     snr: jax.Array  #: [R] signal-to-noise ratio of the batch-mean gradient (0 where not finite)
-    cosine: jax.Array  #: [R, R] cosines between the lengths' mean gradients (NaN where one is zero)
+    cosine: jax.Array  #: [R, R] cosines between the lengths' expected gradients, estimated from the batch
     norm: jax.Array  #: [R] norm of the batch-mean gradient
+    mean: jax.Array | None = None  #: [R, P] the batch-mean gradients
 
 
 def batch_statistics(samples: jax.Array, batch_size: int | None = None
@@ -50,13 +52,27 @@ def batch_statistics(samples: jax.Array, batch_size: int | None = None
 
 
 def ladder_statistics(samples: list) -> LadderStatistics:
-    """Statistics of per-environment gradients ``samples[i] [N, P]`` of ladder length ``i``."""
+    """Statistics of per-environment gradients ``samples[i] [N, P]`` of ladder length ``i``, all measured
+    from the same ``N`` environments (paired).
+
+    The cosine estimates that of the *expected* gradients: the dot products of the batch means and their
+    squared norms are each corrected for their sampling error (``E[m_i . m_j] = mu_i . mu_j + tr C_ij / N``,
+    ``C_ij`` the cross-covariance of lengths ``i`` and ``j`` over environments), then clipped to [-1, 1];
+    0 (no direction) where a length's estimated squared norm is not positive.
+    Uncorrected, noise alone pulls the cosine of two noisy means towards 0 (by ``1/sqrt(1 + 1/snr)`` per
+    side), which made a noisy long reference look as if every shorter length disagreed with it."""
+    n = samples[0].shape[0]
     means, snrs, finites = zip(*(batch_statistics(s) for s in samples))
-    means = jnp.stack(means)
-    norms = jnp.linalg.norm(means, axis=1)
-    products = jnp.outer(norms, norms)
-    cosine = jnp.where(products > 0, means @ means.T / jnp.where(products > 0, products, 1.0), jnp.nan)
-    return LadderStatistics(jnp.stack(finites), jnp.stack(snrs), cosine, norms)
+    means = jnp.stack(means)  # [R, P]
+    finite = jnp.stack(finites)
+    centred = jnp.stack([jnp.where(ok, s, 0.0) for s, ok in zip(samples, finites)]) - means[:, None, :]
+    cross = jnp.einsum("inp,jnp->ij", centred, centred) / (n - 1)  # tr C_ij, one sample's
+    products = means @ means.T - cross / n  # unbiased estimates of mu_i . mu_j
+    signal = jnp.diagonal(products)  # |mu_i|^2
+    scale = jnp.sqrt(jnp.outer(signal, signal))
+    positive = (signal[:, None] > 0) & (signal[None, :] > 0)
+    cosine = jnp.where(positive, jnp.clip(products / jnp.where(positive, scale, 1.0), -1.0, 1.0), 0.0)
+    return LadderStatistics(finite, jnp.stack(snrs), cosine, jnp.linalg.norm(means, axis=1), means)
 
 
 def reliable(stats: LadderStatistics, min_snr: float) -> jax.Array:
