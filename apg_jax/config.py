@@ -24,6 +24,9 @@ class TrainConfig:
     task: str = "pointmass1d"  #: task name (apg_jax.envs.task_names())
     env_params: dict = dataclasses.field(default_factory=dict)  #: fields of the task's ``Params`` changed
     #: for training and evaluation (e.g. {"contact_width": 1e-6}); ``--env-set NAME=VALUE``
+    randomize: dict = dataclasses.field(default_factory=dict)  #: ``{name: (low, high)}``: ``Params`` fields
+    #: drawn uniformly per training episode (domain randomisation, ``apg_jax.envs.randomized``; evaluation
+    #: keeps the nominal task); ``--env-randomize NAME=LOW:HIGH``
     algo: str = "apg"  #: "apg", "ppo" or "hybrid" (apg_jax.agents.hybrid)
     seed: int = 0  #: first seed; seeds of one run are seed, seed + 1, ...
     env_steps: int = 2_000_000  #: training budget in simulated transitions (all envs together)
@@ -99,6 +102,7 @@ class TrainConfig:
         for name in ("hidden_sizes", "adam_betas", "segment_ladder"):
             data[name] = tuple(data.get(name, getattr(cls, name)))
         data["env_params"] = dict(data.get("env_params", {}))
+        data["randomize"] = {k: tuple(v) for k, v in data.get("randomize", {}).items()}
         return cls().replace(**data)
 
 

@@ -16,6 +16,7 @@ from apg_jax.adaptive import choose_length, reference_length
 from apg_jax.agents.apg import make_apg
 from apg_jax.agents.ppo import make_ppo
 from apg_jax.config import SEGMENT_ALGOS, ConfigError, Schedule, TrainConfig, schedule, validate
+from apg_jax.envs.randomized import RandomizedPhysics
 from apg_jax.evaluation import evaluate
 from apg_jax.networks import deterministic_action
 
@@ -45,7 +46,9 @@ class Trainer(NamedTuple):
 def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Trainer:
     """Validate ``config`` and build the trainer (raises ``ConfigError`` before any compilation).
     ``env`` replaces ``envs.make(config.task)``: a task instance with changed parameters or a pinned
-    implementation (the benchmark's reference), whose name must be ``config.task``."""
+    implementation (the benchmark's reference), whose name must be ``config.task``. With
+    ``config.randomize`` the learners train on ``RandomizedPhysics(env, ...)`` and evaluation stays on
+    ``env`` (``Trainer.env``)."""
     if env is None:
         try:
             env = envs.make(config.task, **config.env_params)
@@ -53,15 +56,21 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
             raise ConfigError(str(err)) from None
     elif env.name != config.task:
         raise ConfigError(f"env '{env.name}' given for config.task '{config.task}'; pass the task's own env")
+    train_env = env  # the learners' task; evaluation keeps the nominal one
+    if config.randomize:
+        try:
+            train_env = RandomizedPhysics(env, config.randomize)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     validate(config, env.episode_length)
     if config.curriculum > 0 and not env.has_curriculum:
         raise ConfigError(f"task '{config.task}' has no curriculum (sample_training_q); set curriculum=0")
     sched = schedule(config, env.episode_length)
     if config.algo in SEGMENT_ALGOS:
-        parts = make_apg(env, config, sched)
+        parts = make_apg(train_env, config, sched)
         learner_init, learner_updates, actor, probe = parts.init, parts.updates, parts.actor, parts.probe
     else:
-        learner_init, learner_update, actor = make_ppo(env, config, sched)
+        learner_init, learner_update, actor = make_ppo(train_env, config, sched)
         learner_updates, probe = (learner_update,), None
     lengths = sched.segment_lengths or (sched.segment_length,)
 

@@ -21,6 +21,19 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+def parse_ranges(pairs: list[str]) -> dict:
+    """``["name=low:high", ...]`` -> ``{name: (low, high)}`` (``--env-randomize``)."""
+    out = {}
+    for pair in pairs:
+        try:
+            name, bounds = pair.split("=", 1)
+            low, high = (float(b) for b in bounds.split(":"))
+        except ValueError:
+            raise SystemExit(f"--env-randomize expects NAME=LOW:HIGH (e.g. friction=0.15:0.45), got '{pair}'")
+        out[name.strip().replace("-", "_")] = (low, high)
+    return out
+
+
 def segment_length(text: str):
     """``--segment-length`` values: an integer, ``auto`` or ``full`` (kept as text; ``full`` means the
     config value ``None``)."""
@@ -39,6 +52,8 @@ def config_name(config) -> str:
         name += f"-K{config.segment_length or 'full'}-{config.bootstrap}"
     for key, value in sorted(config.env_params.items()):
         name += f"-{key}{value}"
+    for key, (low, high) in sorted(config.randomize.items()):
+        name += f"-{key}{low:g}to{high:g}"
     return name
 
 

@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from experiments.cli import default_out_dir, parse_overrides, segment_length, select_platform
+from experiments.cli import default_out_dir, parse_overrides, parse_ranges, segment_length, select_platform
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,6 +39,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--env-set", action="append", default=[], metavar="NAME=VALUE",
                    help="set a field of the task's Params for training and evaluation, e.g. --env-set "
                         "contact_width=1e-6 (repeatable; stored as env_params)")
+    p.add_argument("--env-randomize", action="append", default=[], metavar="NAME=LOW:HIGH",
+                   help="draw a field of the task's Params uniformly per training episode (domain "
+                        "randomisation; repeatable; evaluation keeps the nominal value), e.g. "
+                        "--env-randomize friction=0.15:0.45")
     p.add_argument("--backend", default="jax", choices=["jax", "warp"],
                    help="jax (default) or warp: APG with PyTorch networks on the Warp physics bridge")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -55,6 +59,8 @@ def build_config(args: argparse.Namespace):
             overrides[name] = getattr(args, name)
     if args.env_set:
         overrides["env_params"] = parse_overrides(args.env_set)
+    if args.env_randomize:
+        overrides["randomize"] = parse_ranges(args.env_randomize)
     if overrides.get("segment_length") == "full":
         overrides["segment_length"] = None
     if args.env_steps is not None:

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from experiments.cli import config_name, parse_overrides
+from experiments.cli import config_name, parse_overrides, parse_ranges
 
 ABLATION_SEGMENTS = ("4", "8", "16", "32", "64", "full")
 MANIFEST = "sweep.json"
@@ -40,6 +40,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a TrainConfig field")
     p.add_argument("--env-set", action="append", default=[], metavar="NAME=VALUE",
                    help="set a field of the tasks' Params (env_params) for every configuration")
+    p.add_argument("--env-randomize", action="append", default=[], metavar="NAME=LOW:HIGH",
+                   help="draw a field of the task's Params uniformly per training episode (domain "
+                        "randomisation; repeatable; evaluation keeps the nominal value), e.g. "
+                        "--env-randomize friction=0.15:0.45")
     p.add_argument("--preset", default=None, help="named APG recipe (e.g. shac) for the apg configurations")
     p.add_argument("--out", default="runs/sweep", help="sweep directory")
     p.add_argument("--max-chunks", type=int, default=None,
@@ -62,6 +66,8 @@ def build_grid(args) -> list:
     overrides["seed"] = args.seed
     if args.env_set:
         overrides["env_params"] = parse_overrides(args.env_set)
+    if args.env_randomize:
+        overrides["randomize"] = parse_ranges(args.env_randomize)
     if args.env_steps is not None:
         overrides["env_steps"] = int(args.env_steps)
     segments = ABLATION_SEGMENTS if args.ablation else args.segment_lengths and args.segment_lengths.split(",")

@@ -90,6 +90,9 @@ def run_warp_experiment(config: TrainConfig, num_seeds: int, out_dir: str, devic
     if config.env_params:
         raise ConfigError("the warp backend simulates each task's default parameters; drop --env-set or "
                           "use the jax backend")
+    if config.randomize:
+        raise ConfigError("the warp backend simulates fixed parameters; drop --env-randomize or use the jax "
+                          "backend")
     if config.segment_length == "auto":
         raise ConfigError("the warp backend trains fixed segment lengths; use the jax backend for "
                           "segment_length=auto")

@@ -88,7 +88,7 @@ def jax_twins(env, qpos, qvel, qacc, u):
     def one(q, qd, qa, a):
         rotations, origins, flange = F.link_frames(q)
         inertials = F._link_inertials(q)
-        axes, _, coms, inertias = inertials
+        axes, _, coms, inertias, _ = inertials
         gravity = F._gravity_torque(inertials, env.params.gravity)
         target = env.joint_target(a)
         return {"flange": flange, "forward_kinematics": F.forward_kinematics(q), "origins": origins.ravel(), "rotations": rotations.ravel(), "axes": axes.ravel(),

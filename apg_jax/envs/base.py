@@ -60,6 +60,9 @@ class DiffEnv(brax_base.Env):
     success_mode: ClassVar[str] = "final"
     #: whether ``sample_training_q`` grades resets by difficulty (the ``curriculum`` option)
     has_curriculum: ClassVar[bool] = False
+    #: ``Params`` fields that may vary per episode (domain randomisation, ``envs.randomized``): ones the
+    #: dynamics use only as numbers in ``jnp`` arithmetic, so a traced value can stand in for them
+    randomizable: ClassVar[tuple[str, ...]] = ()
     #: matplotlib projection of the axes ``draw`` expects (None: 2-D, "3d": 3-D)
     render_projection: ClassVar[str | None] = None
 

@@ -151,12 +151,14 @@ def forward_kinematics(joint_pos):
     return link_frames(joint_pos)[2]
 
 
-def _link_inertials(joint_pos):
+def _link_inertials(joint_pos, mass_scale=1.0):
+    """``(axes, origins, coms [7, 3], inertias [7, 3, 3], masses [7])`` of the links in the base frame,
+    masses and inertias ``mass_scale`` times the model's."""
     rotations, origins, _ = link_frames(joint_pos)
     dtype = joint_pos.dtype
     coms = origins + jnp.einsum("lij,lj->li", rotations, jnp.asarray(LINK_COM, dtype))
-    inertias = rotations @ jnp.asarray(LINK_INERTIA, dtype) @ jnp.swapaxes(rotations, 1, 2)
-    return rotations[:, :, 2], origins, coms, inertias
+    inertias = mass_scale * (rotations @ jnp.asarray(LINK_INERTIA, dtype) @ jnp.swapaxes(rotations, 1, 2))
+    return rotations[:, :, 2], origins, coms, inertias, mass_scale * jnp.asarray(LINK_MASS, dtype)
 
 
 def _linear_jacobians(axes, origins, coms):
@@ -169,10 +171,10 @@ def _mass_matrix(inertials):
     """``M [7, 7]`` from the link inertials: ``sum_l m_l Jv_l^T Jv_l`` (one product of the stacked linear
     Jacobians) plus the rotational part ``z_a . (sum_{l >= max(a, b)} I_l) z_b`` (composite link inertias),
     plus the rotor armature."""
-    axes, origins, coms, inertias = inertials
+    axes, origins, coms, inertias, masses = inertials
     dtype = axes.dtype
     linear = _linear_jacobians(axes, origins, coms)
-    weighted = jnp.sqrt(jnp.asarray(LINK_MASS, dtype))[:, None, None] * linear  # [link, joint, 3]
+    weighted = jnp.sqrt(masses)[:, None, None] * linear  # [link, joint, 3]
     flat = jnp.swapaxes(weighted, 0, 1).reshape(NUM_JOINTS, -1)
     composite = jnp.cumsum(inertias[::-1], axis=0)[::-1]  # inertia of links l >= i, [7, 3, 3]
     spun = jnp.einsum("bij,bj->bi", composite, axes)  # column b of the rotational part, before z_a .
@@ -190,8 +192,7 @@ def _gravity_torque(inertials, gravity):
     """Joint torques ``[7]`` (N m) that hold the links against gravity: ``z_a . ((c_a - o_a) x m_a g)``
     summed over the links ``l >= a`` (``-sum_l m_l Jv_l^T g``), from the links' composite mass and first
     moment."""
-    axes, origins, coms, _ = inertials
-    masses = jnp.asarray(LINK_MASS, axes.dtype)
+    axes, origins, coms, _, masses = inertials
     mass = jnp.cumsum(masses[::-1])[::-1]
     moment = jnp.cumsum((masses[:, None] * coms)[::-1], axis=0)[::-1]
     arm = moment - mass[:, None] * origins  # sum_{l >= a} m_l (c_l - o_a)
@@ -217,9 +218,8 @@ def _newton_euler(inertials, joint_vel, joint_acc, gravity):
       with ``d_j = o_j - o_{j-1}``; per link ``f_l = m_l a_com,l`` and ``n_l = I_l alpha_l + omega_l x I_l omega_l``;
     - inwards: the moment about ``o_i`` of the links ``l >= i`` is
       ``sum_{l>=i} n_l + c_l x f_l  -  o_i x sum_{l>=i} f_l``, and ``tau_i = z_i . moment_i``."""
-    axes, origins, coms, inertias = inertials
+    axes, origins, coms, inertias, masses = inertials
     dtype = axes.dtype
-    masses = jnp.asarray(LINK_MASS, dtype)
     spin = axes * joint_vel[:, None]
     omega = jnp.cumsum(spin, axis=0)
     omega_prev = _shift_down(omega)
@@ -302,6 +302,9 @@ class FrankaParams:
     kp: tuple = (400.0, 600.0, 400.0, 300.0, 40.0, 40.0, 30.0)  #: N m/rad
     kd: tuple = (48.0, 80.0, 48.0, 36.0, 4.0, 4.0, 3.0)  #: N m s/rad
     joint_damping: float = 0.21  #: N m s/rad, every joint
+    #: the links' masses and inertias relative to the model (model mismatch: the controller's gravity
+    #: compensation keeps the model's)
+    link_mass_scale: float = 1.0
     gravity: float = 9.81  #: m/s^2 along -z
     limit_stiffness: float = 300.0  #: N m/rad, smooth joint-limit springs
     limit_width: float = 0.02  #: rad, softplus width of the limit springs
@@ -321,6 +324,7 @@ class Franka(DiffEnv):
     name = "franka"
     Params = FrankaParams
     state_dim = 17
+    randomizable = ("joint_damping", "link_mass_scale")
     action_size = NUM_JOINTS
     render_projection = "3d"
 
@@ -331,6 +335,9 @@ class Franka(DiffEnv):
             raise ValueError("kp and kd need 7 entries each and kd must be positive")
         if p.substeps < 1 or len(p.target_low) != 3 or len(p.target_high) != 3:
             raise ValueError("substeps must be >= 1; target_low/target_high are (x, y, z) in metres")
+        if p.link_mass_scale <= 0 or p.joint_damping < 0:
+            raise ValueError(f"link_mass_scale must be > 0 and joint_damping >= 0, got {p.link_mass_scale}, "
+                             f"{p.joint_damping}")
 
     # ----- dynamics --------------------------------------------------------------------------------
     def joint_target(self, u):
@@ -361,10 +368,12 @@ class Franka(DiffEnv):
         """Forward dynamics ``[7]`` (rad/s^2) under applied joint ``torque`` (N m) or, if ``target`` (rad)
         is given, under the controller tracking it; passive torques are always added. One kinematics pass
         serves the mass matrix, the gravity compensation and the Newton-Euler bias forces."""
-        gravity = jnp.asarray(self.params.gravity, joint_pos.dtype)
-        inertials = _link_inertials(joint_pos)
-        if target is not None:
-            torque = self.control_torque(joint_pos, joint_vel, target, _gravity_torque(inertials, gravity))
+        p = self.params
+        gravity = jnp.asarray(p.gravity, joint_pos.dtype)
+        inertials = _link_inertials(joint_pos, p.link_mass_scale)
+        if target is not None:  # the controller compensates the model's gravity (linear in the masses)
+            model_gravity = _gravity_torque(inertials, gravity) / p.link_mass_scale
+            torque = self.control_torque(joint_pos, joint_vel, target, model_gravity)
         return _forward_dynamics(inertials, joint_vel, torque + self.passive_torque(joint_pos, joint_vel), gravity)
 
     def substep(self, joint_pos, joint_vel, target, h):

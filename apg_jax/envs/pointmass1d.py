@@ -37,6 +37,7 @@ class PointMass1D(DiffEnv):
     name = "pointmass1d"
     Params = PointMass1DParams
     state_dim = 3
+    randomizable = ("mass", "force_scale")
     action_size = 1
 
     def sample_initial_q(self, key):

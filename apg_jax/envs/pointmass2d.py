@@ -64,6 +64,7 @@ class PointMass2D(DiffEnv):
     name = "pointmass2d"
     Params = PointMass2DParams
     state_dim = 7
+    randomizable = ("mass", "damping")
     action_size = 2
 
     def validate_params(self):

@@ -163,6 +163,7 @@ class TBlock(DiffEnv):
     name = "tblock"
     Params = TBlockParams
     state_dim = 10
+    randomizable = ("friction", "trans_resistance")
     action_size = 2
     success_mode = "any"
     has_curriculum = True

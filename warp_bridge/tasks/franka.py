@@ -76,6 +76,9 @@ class FrankaWarp(SubstepWarpTask):
         from apg_jax.envs import franka as F
 
         p = env.params
+        if p.link_mass_scale != 1.0:
+            raise ValueError(f"the Warp franka kernel has the model's masses; link_mass_scale={p.link_mass_scale} "
+                             "needs the JAX backend")
         flat = lambda a: [float(v) for v in np.asarray(a).ravel()]
         fixed_rot = wp.constant(mat213(*flat([r for r, _ in F.FIXED[:7]])))
         fixed_pos = wp.constant(mat73(*flat([t for _, t in F.FIXED[:7]])))
