@@ -118,3 +118,32 @@ def test_cli_parses_ranges_and_records_them(tmp_path):
     config = run_cli.build_config(args)
     assert config.randomize == {"mass": (0.5, 2.0)}
     assert config.from_dict(__import__("json").loads(config.to_json())).randomize == {"mass": (0.5, 2.0)}
+
+
+def test_robustness_table_equals_evaluations_under_changed_parameters(tmp_path):
+    """``experiments.robustness`` (one compiled program, values in the state) gives, per seed and
+    condition, what ``experiments.evaluate --env-set`` gives on the same starts with the task rebuilt."""
+    import csv
+
+    from experiments import robustness
+    from experiments.evaluate import evaluate_run
+
+    config = default_config("pointmass1d", "apg", num_envs=16, env_steps=16 * 100 * 2, num_evals=2)
+    run_dir = str(tmp_path / "run")
+    run_experiment(config, 2, run_dir, progress=False, artifacts=False)
+    out = str(tmp_path / "rob")
+    assert robustness.main([run_dir, "--scale", "mass=0.5,2", "--episodes", "32", "--out", out]) == 0
+    rows = list(csv.DictReader(open(f"{out}/robustness.csv")))
+    assert [r["condition"] for r in rows[:3]] == ["nominal", "mass x0.5", "mass x2"] and len(rows) == 6
+    for row in rows:
+        mass = {"nominal": 1.0, "mass x0.5": 0.5, "mass x2": 2.0}[row["condition"]]
+        episodes = evaluate_run(run_dir, str(tmp_path / "ev"), seed=int(row["seed"]), episodes=32,
+                                env_overrides={"mass": mass})
+        assert float(row["return"]) == pytest.approx(np.mean([e["return"] for e in episodes]), rel=1e-4)
+        assert float(row["success"]) == pytest.approx(np.mean([e["success"] for e in episodes]), abs=1e-6)
+    returns = {r["condition"]: float(r["return"]) for r in rows if r["seed"] == "0"}
+    assert len(set(returns.values())) == 3  # the mass matters
+    assert "± " in open(f"{out}/robustness.md").read()
+    with pytest.raises(SystemExit, match="factors must be positive"):
+        robustness.main([run_dir, "--scale", "mass=-1", "--out", out])
+    assert robustness.main([run_dir, "--scale", "dt=2", "--out", out]) == 2  # not randomisable: an error
