@@ -77,6 +77,10 @@ class TrainConfig:
     # ----- hybrid (algo="hybrid": APG's segments, analytic + likelihood-ratio gradient)
     hybrid_bias_z: float = 3.0  #: the analytic gradient is dropped (weight 0) when it differs from the
     #: likelihood-ratio one by more than this many standard errors of their difference
+    hybrid_reuse_epochs: int = 4  #: after each mixed step, passes of PPO's clipped surrogate over the
+    #: segment's transitions (``num_minibatches`` each, ``clip_eps``), their updates scaled by the
+    #: likelihood-ratio weight 1 - alpha: where the analytic gradient is dropped the hybrid reuses its data
+    #: as PPO does; 0: one mixed step per segment only
     # ----- PPO
     rollout_length: int = 32  #: steps per environment per PPO rollout
     ppo_epochs: int = 4  #: passes over each rollout
@@ -230,6 +234,9 @@ def validate(config: TrainConfig, episode_length: int) -> None:
                           f"got {config.critic_warmup_steps}")
     if len(config.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in config.adam_betas):
         raise ConfigError(f"adam_betas must be two numbers in [0, 1), got {config.adam_betas}")
+    if config.algo == "hybrid" and (config.hybrid_reuse_epochs < 0 or config.num_minibatches < 1):
+        raise ConfigError(f"hybrid_reuse_epochs must be >= 0 and num_minibatches >= 1, got "
+                          f"{config.hybrid_reuse_epochs}, {config.num_minibatches}")
     if config.algo == "hybrid" and not config.exploration_noise:
         raise ConfigError("--algo hybrid needs a stochastic policy for its likelihood-ratio gradient; "
                           "set exploration_noise=True")
@@ -268,7 +275,7 @@ def schedule(config: TrainConfig, episode_length: int) -> Schedule:
         lengths = segment_lengths(config, episode_length)
         k = lengths[-1]
         critic_steps = config.critic_epochs * config.critic_minibatches if fits_critic(config) else 0
-        actor_steps = 1
+        actor_steps = 1 + (config.hybrid_reuse_epochs * config.num_minibatches if config.algo == "hybrid" else 0)
     else:
         lengths = ()
         k = config.rollout_length

@@ -63,7 +63,8 @@ def test_batch_statistics_match_numpy():
 
 def test_ladder_cosine_estimates_the_expected_gradients_cosine():
     """Paired noisy samples of two expected gradients 0.95 apart in cosine, with noise 6x the signal per
-    sample (a batch-mean SNR near 2, partly shared noise): the plain cosine of the batch means is pulled far towards 0, the corrected one recovers 0.95
+    sample (a batch-mean SNR near 2, partly shared noise): the plain cosine of the batch means is pulled
+    far towards 0, the corrected one recovers 0.95
     (mean over batches); the formula equals a numpy transcription."""
     rng = np.random.default_rng(1)
     dim, n = 50, 64
@@ -84,7 +85,8 @@ def test_ladder_cosine_estimates_the_expected_gradients_cosine():
         cross = (a - ma).ravel() @ (b - mb).ravel() / (n - 1)
         signal_a = ma @ ma - np.sum(a.var(0, ddof=1)) / n
         signal_b = mb @ mb - np.sum(b.var(0, ddof=1)) / n
-        expected = np.clip((ma @ mb - cross / n) / np.sqrt(signal_a * signal_b), -1, 1) if min(signal_a, signal_b) > 0 else 0.0
+        positive = min(signal_a, signal_b) > 0
+        expected = np.clip((ma @ mb - cross / n) / np.sqrt(signal_a * signal_b), -1, 1) if positive else 0.0
         np.testing.assert_allclose(corrected[-1], expected, rtol=1e-4, atol=1e-5)
     assert np.mean(plain) < 0.8
     assert np.nanmean(corrected) == pytest.approx(0.95, abs=0.03)

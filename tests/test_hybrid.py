@@ -8,10 +8,11 @@ from scipy.stats import norm
 
 from apg_jax import ConfigError, default_config
 from apg_jax.agents.apg import make_apg
-from apg_jax.agents.hybrid import log_likelihood, mix, reward_to_go
+from apg_jax.agents.hybrid import log_likelihood, mix, reuse_segment, reward_to_go
 from apg_jax.envs import make
 from apg_jax.networks import init_params, make_networks
 from apg_jax.normalization import init_stats
+from apg_jax.optim import make_optimizer
 from apg_jax.training import make_trainer
 from experiments.runner import run_experiment
 
@@ -138,3 +139,38 @@ def test_hybrid_needs_a_stochastic_policy_and_unknown_env_params_are_refused():
         make_trainer(default_config("pointmass1d", "hybrid", exploration_noise=False))
     with pytest.raises(ConfigError, match="unknown parameter.*contact_widht"):
         make_trainer(default_config("pointmass2d", "apg", env_params={"contact_widht": 1e-6}))
+
+
+def test_reuse_passes_scale_with_the_likelihood_weight_and_climb_the_surrogate():
+    """Weight 0 leaves the policy as it is; weight 1/2 moves it half of PPO's (weight 1) single step;
+    four full-weight passes raise the advantage-weighted log-likelihood of the taken actions, and the
+    clipping holds the probability ratios closer to 1 than the same passes unclipped."""
+    actor, critic = make_networks(2, (16,), "tanh", -0.5)
+    params, _ = init_params(actor, critic, jax.random.PRNGKey(0), 3)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (8, 16, 3))
+    noise = jax.random.normal(jax.random.PRNGKey(2), (8, 16, 2))
+    advantages = noise[..., 0] - 0.5 * noise[..., 1]  # favours some directions of the taken actions
+    stats = init_stats(3)
+    optimizer = make_optimizer(1e-2, 1.0, "constant", 1, (0.9, 0.999))
+    kw = dict(epochs=1, minibatches=1, clip_eps=0.2, normalize_advantages=True)
+    flat = lambda p: jax.flatten_util.ravel_pytree(p)[0]
+    run = lambda weight, **extra: reuse_segment(actor, optimizer, params, params, optimizer.init(params), stats,
+                                                obs, noise, advantages, weight, jax.random.PRNGKey(3),
+                                                **{**kw, **extra})[0]
+    np.testing.assert_array_equal(flat(run(0.0)), flat(params))
+    full, half = flat(run(1.0)) - flat(params), flat(run(0.5)) - flat(params)
+    assert float(jnp.linalg.norm(full)) > 1e-3
+    np.testing.assert_allclose(half, 0.5 * full, rtol=1e-5, atol=1e-8)
+    old = log_likelihood(actor, params, stats, obs, noise)
+    old_mean, old_log_std = actor.apply(params, obs)
+    taken = old_mean + jnp.exp(old_log_std) * noise
+
+    def log_ratio(p):
+        mean, log_std = actor.apply(p, obs)
+        z = (taken - mean) / jnp.exp(log_std)
+        return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1) - old
+
+    clipped = log_ratio(run(1.0, epochs=4, minibatches=4))
+    unclipped = log_ratio(run(1.0, epochs=4, minibatches=4, clip_eps=100.0))
+    assert float(jnp.mean(advantages * clipped)) > 0.01
+    assert float(jnp.mean(jnp.abs(clipped))) < 0.8 * float(jnp.mean(jnp.abs(unclipped)))

@@ -30,7 +30,7 @@ from flax import struct
 from jax.flatten_util import ravel_pytree
 
 from apg_jax.adaptive import LadderStatistics, ladder_statistics
-from apg_jax.agents.hybrid import log_likelihood, mix, reward_to_go
+from apg_jax.agents.hybrid import log_likelihood, mix, reuse_segment, reward_to_go
 from apg_jax.agents.returns import compute_gae
 from apg_jax.config import Schedule, TrainConfig, fits_critic
 from apg_jax.envs.base import DiffEnv, State
@@ -52,6 +52,7 @@ class APGState:
     env_state: State  #: batched, leaves [num_envs, ...]
     key: jax.Array
     env_steps: jax.Array  #: [] int32 env steps trained on (all envs; the critic warm-up counts them)
+    reuse_opt: Any = None  #: the hybrid's optimizer state of its PPO-style reuse passes (None otherwise)
 
 
 class Segment(NamedTuple):
@@ -161,6 +162,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
     critic_optimizer = make_optimizer(config.critic_learning_rate, config.max_grad_norm, config.lr_schedule,
                                       sched.num_updates * sched.critic_steps_per_update, config.adam_betas)
     hybrid = config.algo == "hybrid"
+    reuse = hybrid and config.hybrid_reuse_epochs > 0
     use_critic = fits_critic(config)
     lengths, n = sched.segment_lengths, config.num_envs
     stagger = config.stagger_clocks and lengths[0] < env.episode_length
@@ -173,7 +175,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
             env_state = stagger_clocks(env, env_state, k_clock)
         return APGState(actor_params, critic_params, critic_params, actor_optimizer.init(actor_params),
                         critic_optimizer.init(critic_params), init_stats(env.observation_size), env_state, key,
-                        jnp.zeros((), jnp.int32))
+                        jnp.zeros((), jnp.int32), actor_optimizer.init(actor_params) if reuse else None)
 
     def objective(state: APGState, actor_params, env_state, reset_state, noise):
         """``(objective, Segment)`` of the segment ``noise [K, N', act]`` from ``env_state``."""
@@ -192,7 +194,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
 
     def make_update(k: int):
         def update(state: APGState):
-            key, k_reset, k_noise, k_critic = jax.random.split(state.key, 4)
+            key, k_reset, k_noise, k_critic, k_reuse = jax.random.split(state.key, 5)
             reset_state, noise = draw(k_reset, k_noise, k, state.env_steps)
 
             def loss_fn(actor_params):
@@ -202,8 +204,8 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
             extra = {}
             if hybrid:
                 values, segment, analytic = per_env_gradients(state, state.env_state, reset_state, noise)
-                likelihood = likelihood_gradients(state, segment, noise)
-                mixture = mix(analytic, likelihood, config.hybrid_bias_z)
+                advantages = likelihood_weights(state, segment)
+                mixture = mix(analytic, likelihood_gradients(state, segment, noise, advantages), config.hybrid_bias_z)
                 unravel = ravel_pytree(state.actor_params)[1]
                 loss, grads = -jnp.mean(values), unravel(-mixture.gradient)
                 extra = {"analytic_weight": mixture.analytic_weight}
@@ -211,6 +213,14 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
                 (loss, segment), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor_params)
             actor_params, actor_opt, skipped = guarded_update(actor_optimizer, grads, state.actor_opt,
                                                               state.actor_params)
+            if reuse:
+                actor_params, reuse_opt, reuse_skipped = reuse_segment(
+                    actor, actor_optimizer, state.actor_params, actor_params, state.reuse_opt, state.obs_stats,
+                    segment.obs, noise, advantages, 1.0 - mixture.analytic_weight, k_reuse,
+                    epochs=config.hybrid_reuse_epochs, minibatches=config.num_minibatches,
+                    clip_eps=config.clip_eps, normalize_advantages=config.normalize_advantages)
+                state = state.replace(reuse_opt=reuse_opt)
+                skipped = skipped + jnp.minimum(reuse_skipped, 1.0)
             state = state.replace(actor_params=actor_params, actor_opt=actor_opt)
             critic_loss, critic_skipped = jnp.zeros(()), jnp.zeros(())
             if use_critic:
@@ -247,10 +257,15 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
         final = jax.tree.map(lambda x: x[:, 0], segments.final_state)
         return values, Segment(**per_step, final_state=final), grads
 
-    def likelihood_gradients(state: APGState, segment: Segment, noise):
-        """Flattened score-function gradients ``[N, P]`` of the same objective, critic baseline."""
+    def likelihood_weights(state: APGState, segment: Segment):
+        """``G_t - b_t [K, N]``: each step's reward-to-go within its episode and segment, less the critic
+        baseline (the score function's weights, and the reuse passes' advantages)."""
         baseline = segment.discounts * critic.apply(state.critic_params, normalize(state.obs_stats, segment.obs))
-        weights = jax.lax.stop_gradient(reward_to_go(segment.contributions, segment.ended) - baseline)
+        return jax.lax.stop_gradient(reward_to_go(segment.contributions, segment.ended) - baseline)
+
+    def likelihood_gradients(state: APGState, segment: Segment, noise, weights=None):
+        """Flattened score-function gradients ``[N, P]`` of the same objective, critic baseline."""
+        weights = likelihood_weights(state, segment) if weights is None else weights
 
         def single(obs, eps, w):
             f = lambda p: jnp.sum(log_likelihood(actor, p, state.obs_stats, obs[:, None], eps[:, None])[:, 0] * w)

@@ -16,6 +16,12 @@ environments), the variance-minimising weight of two unbiased estimates (the alp
 Suh et al., 2022). Where the analytic estimate is not finite, or differs from the likelihood-ratio one by
 more than ``hybrid_bias_z`` standard errors of their difference (the analytic gradient is then biased:
 stiff or discontinuous dynamics), ``alpha = 0``: the likelihood-ratio gradient alone.
+
+After the mixed step the segment's transitions are reused as PPO reuses a rollout (``reuse_segment``):
+``hybrid_reuse_epochs`` passes of PPO's clipped surrogate (advantages ``G_t - b_t``, ratios to the
+policy that acted), each optimizer update scaled by ``1 - alpha``. Where the analytic gradient is
+trusted (``alpha`` near 1) this adds almost nothing to APG's step; where it is dropped the hybrid learns
+from each segment as much as PPO does from a rollout, instead of one noisy score-function step.
 """
 from __future__ import annotations
 
@@ -24,7 +30,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from apg_jax.agents.ppo import clipped_surrogate_loss
+from apg_jax.networks import gaussian_log_prob
 from apg_jax.normalization import normalize
+from apg_jax.optim import guarded_update
 
 
 def reward_to_go(contributions: jax.Array, ended: jax.Array) -> jax.Array:
@@ -70,3 +79,38 @@ def mix(analytic: jax.Array, likelihood: jax.Array, bias_z: float) -> Mixture:
     alpha = jnp.where(s_a + s_l > 0, s_l / jnp.maximum(s_a + s_l, 1e-30), 0.5)
     alpha = jnp.where(finite & (disagreement <= bias_z), alpha, 0.0)
     return Mixture(alpha * mean_a + (1.0 - alpha) * mean_l, alpha, s_a, s_l, disagreement)
+
+
+def reuse_segment(actor, optimizer, acting_params, actor_params, opt_state, obs_stats, obs, noise, advantages,
+                  weight, key, *, epochs: int, minibatches: int, clip_eps: float, normalize_advantages: bool):
+    """PPO's clipped-surrogate passes over a segment's transitions, each update scaled by ``weight``.
+
+    ``obs [K, N, obs]``, ``noise [K, N, act]``: the actions taken were ``mean + std * noise`` under
+    ``acting_params``; ``advantages [K, N]``. Starts from ``actor_params`` (``opt_state``: the optimizer
+    state of these passes); a minibatch with a non-finite gradient is skipped. Returns
+    ``(actor_params, opt_state, skipped [])``."""
+    inputs = normalize(obs_stats, obs).reshape(-1, obs.shape[-1])
+    mean, log_std = actor.apply(acting_params, inputs)
+    actions = mean + jnp.exp(log_std) * noise.reshape(-1, noise.shape[-1])
+    old_log_probs = gaussian_log_prob(actions, mean, log_std)
+    advantages = advantages.reshape(-1)
+    size = advantages.shape[0] // minibatches
+
+    def step(carry, idx):
+        params, opt, skipped = carry
+
+        def loss(p):
+            m, s = actor.apply(p, inputs[idx])
+            return clipped_surrogate_loss(gaussian_log_prob(actions[idx], m, s), old_log_probs[idx],
+                                          advantages[idx], clip_eps, normalize_advantages)
+
+        stepped, opt, bad = guarded_update(optimizer, jax.grad(loss)(params), opt, params)
+        params = jax.tree.map(lambda new, old: old + weight * (new - old), stepped, params)
+        return (params, opt, skipped + bad), None
+
+    def epoch(carry, k):
+        order = jax.random.permutation(k, advantages.shape[0])[: size * minibatches].reshape(minibatches, size)
+        return jax.lax.scan(step, carry, order)[0], None
+
+    carry = (actor_params, opt_state, jnp.zeros(()))
+    return jax.lax.scan(epoch, carry, jax.random.split(key, epochs))[0]

@@ -50,6 +50,15 @@ class Batch(NamedTuple):
     returns: jax.Array
 
 
+def clipped_surrogate_loss(log_probs, old_log_probs, advantages, clip_eps: float, normalize_advantages: bool):
+    """PPO's clipped surrogate objective, negated (a loss), of transitions with ``log_probs [M]`` under
+    the current policy, ``old_log_probs [M]`` under the one that acted, and ``advantages [M]``."""
+    ratio = jnp.exp(log_probs - old_log_probs)
+    if normalize_advantages:
+        advantages = (advantages - jnp.mean(advantages)) / (jnp.std(advantages) + 1e-8)
+    return -jnp.mean(jnp.minimum(ratio * advantages, jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps) * advantages))
+
+
 def ppo_loss(actor_params, critic_params, batch: Batch, obs_stats, *, actor, critic, clip_eps, ent_coef,
              normalize_advantages):
     """Clipped surrogate - ``ent_coef`` * entropy (a function of the actor only) + value MSE (of the
@@ -57,11 +66,8 @@ def ppo_loss(actor_params, critic_params, batch: Batch, obs_stats, *, actor, cri
     inputs = normalize(obs_stats, batch.obs)
     mean, log_std = actor.apply(actor_params, inputs)
     log_probs = gaussian_log_prob(batch.actions, mean, log_std)
-    ratio = jnp.exp(log_probs - batch.log_probs)
-    adv = batch.advantages
-    if normalize_advantages:
-        adv = (adv - jnp.mean(adv)) / (jnp.std(adv) + 1e-8)
-    policy_loss = -jnp.mean(jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv))
+    policy_loss = clipped_surrogate_loss(log_probs, batch.log_probs, batch.advantages, clip_eps,
+                                         normalize_advantages)
     value_loss = jnp.mean((critic.apply(critic_params, inputs) - batch.returns) ** 2)
     entropy = gaussian_entropy(log_std)
     loss = policy_loss - ent_coef * entropy + value_loss
