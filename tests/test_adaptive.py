@@ -148,6 +148,7 @@ def strip_wall(rows):
     return [{k: same(v) for k, v in r.items() if k != "wall_time_s"} for r in rows]
 
 
+@pytest.mark.slow
 def test_auto_resumes_with_the_length_in_use(tmp_path):
     config = default_config("pointmass1d", "apg", segment_length="auto", segment_ladder=(4, 8),
                             num_envs=16, env_steps=16 * 8 * 4 * 6, num_evals=6)

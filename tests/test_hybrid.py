@@ -108,6 +108,7 @@ def contact_states(n: int) -> jnp.ndarray:
     return jnp.stack([x, y, jnp.ones(n), zeros, jnp.full(n, 0.75), zeros, zeros], axis=1)
 
 
+@pytest.mark.slow
 def test_the_weight_moves_to_the_likelihood_ratio_at_a_near_hard_contact():
     """Same stiff contact (3e4 N/m), smoothed over 2 mm (default) or 1 micrometre (near-hard): the analytic
     gradient through the near-hard contact explodes in variance and the mixture leans on the likelihood

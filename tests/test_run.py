@@ -51,6 +51,7 @@ def strip_wall(rows):
     return [{k: same(v) for k, v in r.items() if k != "wall_time_s"} for r in rows]
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result_and_same_seed_repeats(tmp_path):
     config = default_config("pointmass1d", "ppo", env_steps=6 * 128 * 32, num_evals=6)
     full = run_experiment(config, 2, str(tmp_path / "full"), progress=False, artifacts=False)
@@ -100,6 +101,7 @@ def test_compile_listener_sees_a_compilation(compiles):
     assert len(compiles) > before
 
 
+@pytest.mark.slow
 def test_progress_is_one_plain_line_per_evaluation_off_a_terminal(tmp_path, capsys):
     out = tmp_path / "run"
     assert run_cli.main(TINY[:-1] + ["--out", str(out)]) == 0  # progress on, stderr captured (no tty)

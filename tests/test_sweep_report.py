@@ -107,6 +107,7 @@ def sweep_args(out, *extra):
             "--no-progress", *extra]
 
 
+@pytest.mark.slow
 def test_tiny_sweep_runs_end_to_end_and_resumes_after_interruption(tmp_path):
     out = tmp_path / "sweep"
     assert sweep.main(sweep_args(out, "--max-chunks", "4")) == 0  # 3 chunks of the first, 1 of the second
@@ -144,6 +145,7 @@ print(json.dumps({"devices": len(state.sharding.device_set),
 """
 
 
+@pytest.mark.slow
 def test_seeds_are_sharded_over_local_devices_with_the_same_results(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run([sys.executable, "-c", SHARDED, str(tmp_path / "sharded")], env=env, cwd=ROOT,

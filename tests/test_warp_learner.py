@@ -92,6 +92,7 @@ def test_segment_crossing_a_reset_matches_jax(bootstrap):
 # rtol: 10x the largest relative difference measured over the run: mc 2.5e-6; critic 3.7e-4 (64 critic
 # Adam steps per update amplify float32 rounding differences between torch and XLA, then they shrink
 # again as both converge: 1.6e-6 at the end)
+@pytest.mark.slow
 @pytest.mark.parametrize("segment_length, bootstrap, rtol", [(None, "mc", 3e-5), (25, "critic", 4e-3)])
 def test_warp_backend_training_follows_the_jax_run(tmp_path, segment_length, bootstrap, rtol):
     """Same seed, config and evaluation: the torch + Warp run tracks the JAX run's learning curve."""
