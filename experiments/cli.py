@@ -50,6 +50,8 @@ def config_name(config) -> str:
     name = f"{config.task}-{config.algo}"
     if config.algo in ("apg", "hybrid"):
         name += f"-K{config.segment_length or 'full'}-{config.bootstrap}"
+    if config.algo == "hybrid" and config.hybrid_reuse_epochs:
+        name += f"-reuse{config.hybrid_reuse_epochs}"
     for key, value in sorted(config.env_params.items()):
         name += f"-{key}{value}"
     for key, (low, high) in sorted(config.randomize.items()):
