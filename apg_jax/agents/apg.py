@@ -194,7 +194,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
 
     def make_update(k: int):
         def update(state: APGState):
-            key, k_reset, k_noise, k_critic, k_reuse = jax.random.split(state.key, 5)
+            key, k_reset, k_noise, k_critic = jax.random.split(state.key, 4)  # (APG's streams as before)
             reset_state, noise = draw(k_reset, k_noise, k, state.env_steps)
 
             def loss_fn(actor_params):
@@ -205,7 +205,8 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
             if hybrid:
                 values, segment, analytic = per_env_gradients(state, state.env_state, reset_state, noise)
                 advantages = likelihood_weights(state, segment)
-                mixture = mix(analytic, likelihood_gradients(state, segment, noise, advantages), config.hybrid_bias_z)
+                likelihood = likelihood_gradients(state, segment, noise, advantages)
+                mixture = mix(analytic, likelihood, config.hybrid_bias_z)
                 unravel = ravel_pytree(state.actor_params)[1]
                 loss, grads = -jnp.mean(values), unravel(-mixture.gradient)
                 extra = {"analytic_weight": mixture.analytic_weight}
@@ -216,7 +217,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
             if reuse:
                 actor_params, reuse_opt, reuse_skipped = reuse_segment(
                     actor, actor_optimizer, state.actor_params, actor_params, state.reuse_opt, state.obs_stats,
-                    segment.obs, noise, advantages, 1.0 - mixture.analytic_weight, k_reuse,
+                    segment.obs, noise, advantages, 1.0 - mixture.analytic_weight, jax.random.fold_in(k_noise, 1),
                     epochs=config.hybrid_reuse_epochs, minibatches=config.num_minibatches,
                     clip_eps=config.clip_eps, normalize_advantages=config.normalize_advantages)
                 state = state.replace(reuse_opt=reuse_opt)
