@@ -1,4 +1,5 @@
 """Fixtures shared by several test files."""
+import jax
 import pytest
 from jax import monitoring
 
@@ -11,3 +12,12 @@ monitoring.register_event_duration_secs_listener(
 def compiles() -> list[str]:
     """A list that grows by one entry for every XLA backend compilation in this process."""
     return _COMPILES
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test file: one process compiles hundreds of them, and the
+    default suite once crashed inside XLA's CPU compiler late in the run (not reproducible in a run of
+    that file alone)."""
+    yield
+    jax.clear_caches()
