@@ -58,6 +58,7 @@ def test_brax_evaluator_reports_our_evaluation_return(task):
     assert float(metrics["eval/avg_episode_length"]) == horizon
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo, budget", [("ppo", 500_000), ("apg", 300_000)])
 def test_brax_trainers_learn_pointmass1d_through_the_registry(tmp_path, algo, budget):
     """brax's own PPO / APG trainers (with the JAX shim) train apg_pointmass1d, through the baseline

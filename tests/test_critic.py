@@ -74,6 +74,7 @@ def trainer_critic(trainer, learner, obs):
     return critic.apply(learner.critic_params, normalize(learner.obs_stats, obs))
 
 
+@pytest.mark.slow
 def test_critic_matches_monte_carlo_returns_across_the_episode():
     """Staggered clocks and truncation bootstrapping: V(s) fits the policy's (time-independent)
     discounted return at early, middle and late states. The old time-blind fit (synchronised clocks,

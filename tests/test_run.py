@@ -16,6 +16,7 @@ TINY = ["--task", "pointmass1d", "--env-steps", "64000", "--set", "num_evals=4",
         "--no-progress"]
 
 
+@pytest.mark.slow
 def test_cli_writes_outputs_and_policy_reproduces_eval(tmp_path, capsys):
     out = tmp_path / "run"
     assert run_cli.main(TINY + ["--seeds", "2", "--out", str(out)]) == 0
@@ -64,6 +65,7 @@ def test_interrupted_run_resumes_to_the_same_result_and_same_seed_repeats(tmp_pa
     assert strip_wall(read_metrics(str(tmp_path / "cut" / "metrics.csv"))) == strip_wall(full.rows)
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_different_configuration(tmp_path):
     config = default_config("pointmass1d", "apg", env_steps=64000, num_evals=2)
     run_experiment(config, 1, str(tmp_path), progress=False, max_chunks=1, artifacts=False)

@@ -95,6 +95,7 @@ def test_vector_jacobian_products_match_jax(task, device):
         assert relative_error(ours.cpu().numpy(), ref) < parity_bound(VJP_TOL, task, device, ref, exact)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("task", TASKS)
 def test_rollout_return_gradient_matches_jax(task, device):

@@ -30,6 +30,7 @@ def test_torch_observations_match_jax(task):
     np.testing.assert_allclose(ours, np.asarray(jax.vmap(env.observe)(qs)), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bootstrap", ["mc", "critic"])
 @pytest.mark.parametrize("task", ["pointmass2d", "franka"])
 def test_first_actor_gradient_matches_jax(task, bootstrap):
