@@ -1,5 +1,7 @@
 """Domain randomisation (``apg_jax.envs.randomized``), franka's link-mass mismatch, and their wiring into
 training and the command line."""
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -117,7 +119,7 @@ def test_cli_parses_ranges_and_records_them(tmp_path):
     args = run_cli.parse_args(["--task", "pointmass1d", "--env-randomize", "mass=0.5:2"])
     config = run_cli.build_config(args)
     assert config.randomize == {"mass": (0.5, 2.0)}
-    assert config.from_dict(__import__("json").loads(config.to_json())).randomize == {"mass": (0.5, 2.0)}
+    assert config.from_dict(json.loads(config.to_json())).randomize == {"mass": (0.5, 2.0)}
 
 
 def test_robustness_table_equals_evaluations_under_changed_parameters(tmp_path):
