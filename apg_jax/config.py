@@ -34,6 +34,8 @@ class TrainConfig:
     # ----- evaluation
     num_evals: int = 20  #: evaluation points spread evenly over the budget
     num_eval_envs: int = 128  #: fixed evaluation environments (own RNG stream), deterministic policy
+    eval_seed: int | None = None  #: None: each seed evaluates on starts drawn from its own key; an integer:
+    #: every seed and every algorithm evaluates on the same starts (paired comparisons, experiments.protocol)
     # ----- networks (shared by both algorithms)
     hidden_sizes: tuple = (64, 64)  #: hidden layer widths of actor and critic
     activation: str = "tanh"  #: tanh | relu | elu | swish
@@ -218,6 +220,8 @@ def validate(config: TrainConfig, episode_length: int) -> None:
     for name in positive:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(config, name)}")
+    if config.eval_seed is not None and (not isinstance(config.eval_seed, int) or config.eval_seed < 0):
+        raise ConfigError(f"eval_seed must be a non-negative integer or None, got {config.eval_seed!r}")
     if not 0.0 < config.gamma <= 1.0:
         raise ConfigError(f"gamma must be in (0, 1], got {config.gamma}")
     for name in ("td_lambda", "gae_lambda", "target_tau"):

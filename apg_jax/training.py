@@ -87,7 +87,7 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
     def init(key):
         learner = learner_init(jax.random.fold_in(key, 0))
         start = jnp.asarray(len(lengths) // 2, jnp.int32)  # kept only if no length is reliable at the start
-        return TrainState(learner, jax.random.fold_in(key, 1), jnp.zeros((), jnp.int32), choose(learner, start)[0])
+        return TrainState(learner, evaluation_key(config, key), jnp.zeros((), jnp.int32), choose(learner, start)[0])
 
     def evaluate_state(state: TrainState):
         learner = state.learner
@@ -124,6 +124,14 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
         return jax.lax.scan(lambda s, _: chunk(s), init(key), None, length=sched.num_chunks)
 
     return Trainer(env, config, sched, actor, init, learner_updates[0], chunk, evaluate_state, train)
+
+
+def evaluation_key(config: TrainConfig, seed_key: jax.Array) -> jax.Array:
+    """Key of the fixed evaluation starts of the seed whose key is ``seed_key``: drawn from the seed's own
+    stream, or from ``config.eval_seed`` (the same starts for every seed and algorithm) when it is set."""
+    if config.eval_seed is not None:
+        return jax.random.PRNGKey(config.eval_seed)
+    return jax.random.fold_in(seed_key, 1)
 
 
 def seed_keys(first_seed: int, num_seeds: int) -> jax.Array:

@@ -72,6 +72,7 @@ def train_seed(config, seed: int, on_eval) -> None:
 
     from apg_jax import envs
     from apg_jax.evaluation import evaluate
+    from apg_jax.training import evaluation_key
     from experiments import brax_compat
 
     brax_compat.install()
@@ -81,7 +82,7 @@ def train_seed(config, seed: int, on_eval) -> None:
     env = envs.make(config.task)
     brax_env = brax_envs.get_environment(f"apg_{config.task}")
     settings = brax_settings(config, env.episode_length)
-    eval_key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)  # our trainer's evaluation stream
+    eval_key = evaluation_key(config, jax.random.PRNGKey(seed))  # our trainer's evaluation starts
     act_key = jax.random.PRNGKey(0)  # unused by deterministic policies
     clock = {"start": time.perf_counter(), "eval": 0.0}
 

@@ -5,7 +5,7 @@ import pytest
 
 from apg_jax import default_config, make_trainer
 from apg_jax.envs.batch import reset_batch
-from lq_optimum import optimal_returns
+from apg_jax.references import pointmass1d_optimal_returns as optimal_returns
 
 
 def test_lq_optimum_solver_beats_simple_controllers():

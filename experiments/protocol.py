@@ -1,0 +1,143 @@
+"""The evidence protocol (``results/README.md``, "Protocol"): fixed choices and the commands of its steps.
+
+    python -m experiments.protocol thresholds --out results/comparison/thresholds.json
+    python -m experiments.protocol final --tasks pointmass1d,pointmass2d --out runs/comparison
+    python -m experiments.protocol export runs/comparison --to results/comparison/runs
+
+Fixed here, before any run: one env-step budget per task for every algorithm (``BUDGETS``; the tuning of
+``experiments.tune`` uses it too), tuning seeds that are never reported and final seeds that were never
+tuned on, an evaluation every 2 % of the budget on 128 starts shared by every seed and algorithm
+(``EVAL_SEED``: paired comparisons), and the thresholds of "env steps to threshold", from references
+(``apg_jax.references``) and the tasks' issue targets, not from the runs. ``final`` trains each
+(task, algorithm) with its defaults (``apg_jax.config.DEFAULTS``, set from the tuning) through
+``experiments.sweep`` (resumable; ``--max-chunks`` splits it); ``export`` copies every run's
+``config.json``, ``metrics.csv`` and ``summary.json`` (no checkpoints) where git keeps them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+#: env steps per run, the same for every algorithm on a task (tuning and final runs)
+BUDGETS = {"pointmass1d": 1_000_000, "pointmass2d": 3_000_000, "franka": 2_000_000, "tblock": 5_000_000}
+TUNING_SEEDS = (100, 101)  #: tuning only, never reported
+FINAL_SEEDS = tuple(range(1000, 1010))  #: reported, never tuned on
+NUM_EVALS = 50  #: evaluation every 2 % of the budget
+EVAL_SEED = 2026  #: the evaluation starts shared by every seed and algorithm (paired)
+NUM_EVAL_ENVS = 128
+POINTMASS1D_COST_RATIO = 1.05  #: threshold: return within 5 % of the exact optimum's cost
+KEPT_FILES = ("config.json", "metrics.csv", "summary.json")
+
+
+def evaluation_starts(task: str):
+    """The protocol's evaluation starts ``[NUM_EVAL_ENVS, state_dim]`` of ``task`` (the trainer's
+    ``evaluation_key`` with ``eval_seed = EVAL_SEED``)."""
+    import jax
+
+    from apg_jax.envs import make
+    from apg_jax.envs.batch import reset_batch
+
+    return reset_batch(make(task), jax.random.PRNGKey(EVAL_SEED), NUM_EVAL_ENVS).pipeline_state
+
+
+def thresholds() -> dict:
+    """``{task: [{"column", "value", "source"}, ...]}``: a run meets a threshold at the first evaluation
+    whose ``column`` is at or above ``value``."""
+    import jax
+    import numpy as np
+
+    from apg_jax.envs import make
+    from apg_jax.evaluation import episode_success
+    from apg_jax.references import pointmass1d_optimal_returns, pointmass2d_waypoint_policy
+
+    env1 = make("pointmass1d")
+    optimum = float(np.mean(pointmass1d_optimal_returns(env1.params, np.asarray(evaluation_starts("pointmass1d")))))
+    env2 = make("pointmass2d")
+    policy = pointmass2d_waypoint_policy(env2)
+
+    def scripted(q0):
+        def body(q, _):
+            q_next, reward = jax.vmap(env2.physics_step)(q, jax.vmap(policy)(q))
+            return q_next, (reward, jax.vmap(env2.success)(q_next))
+        _, (rewards, success) = jax.lax.scan(body, q0, None, length=env2.episode_length)
+        return rewards.sum(0).mean(), episode_success(env2, success).mean()
+
+    scripted_return, scripted_success = (float(v) for v in jax.jit(scripted)(evaluation_starts("pointmass2d")))
+    return {
+        "pointmass1d": [{"column": "eval_return", "value": POINTMASS1D_COST_RATIO * optimum,
+                         "source": f"{POINTMASS1D_COST_RATIO} x the exact optimal return {optimum:.4f} on the "
+                                   "evaluation starts (cost within 5 % of the optimum)"}],
+        "pointmass2d": [{"column": "eval_return", "value": scripted_return,
+                         "source": f"scripted waypoint controller's return (its success {scripted_success:.2f})"},
+                        {"column": "eval_success", "value": 0.95, "source": "95 % success (scripted controller: "
+                                                                             f"{scripted_success:.0%})"}],
+        "franka": [{"column": "eval_success", "value": 0.95, "source": "95 % success"}],
+        "tblock": [{"column": "eval_success", "value": 0.5, "source": "issue 14 target: 50 % success"},
+                   {"column": "eval_max_coverage", "value": 0.85,
+                    "source": "issue 14 target: mean maximum coverage 0.85"}],
+    }
+
+
+def final_sweep_argv(task: str, algos: str, out: str, max_chunks: int | None) -> list[str]:
+    argv = ["--tasks", task, "--algos", algos, "--seed", str(FINAL_SEEDS[0]), "--seeds", str(len(FINAL_SEEDS)),
+            "--env-steps", str(BUDGETS[task]), "--set", f"num_evals={NUM_EVALS}", "--set", f"eval_seed={EVAL_SEED}",
+            "--set", f"num_eval_envs={NUM_EVAL_ENVS}", "--artifacts", "--no-progress", "--out", os.path.join(out, task)]
+    return argv + (["--max-chunks", str(max_chunks)] if max_chunks is not None else [])
+
+
+def export(sweep_root: str, to: str) -> list[str]:
+    """Copy ``KEPT_FILES`` of every run directory under ``sweep_root`` (any depth) to ``to/<dir name>``."""
+    copied = []
+    for root, _, files in os.walk(sweep_root):
+        if "metrics.csv" in files and "config.json" in files:
+            target = os.path.join(to, os.path.basename(root))
+            os.makedirs(target, exist_ok=True)
+            for name in KEPT_FILES:
+                if name in files:
+                    shutil.copy2(os.path.join(root, name), os.path.join(target, name))
+            copied.append(target)
+    return sorted(copied)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.protocol", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("thresholds", help="compute the reference thresholds")
+    t.add_argument("--out", required=True)
+    f = sub.add_parser("final", help="train the final runs (resumable)")
+    f.add_argument("--tasks", default=",".join(BUDGETS))
+    f.add_argument("--algos", default="apg,ppo")
+    f.add_argument("--out", default="runs/comparison")
+    f.add_argument("--max-chunks", type=int, default=None)
+    e = sub.add_parser("export", help="copy the runs' small files into results/")
+    e.add_argument("sweep_root")
+    e.add_argument("--to", required=True)
+    args = p.parse_args(argv)
+    if args.command == "thresholds":
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as fh:
+            json.dump(thresholds(), fh, indent=2)
+        print(f"thresholds in {os.path.abspath(args.out)}")
+    elif args.command == "final":
+        from experiments import sweep
+
+        unknown = [task for task in args.tasks.split(",") if task not in BUDGETS]
+        if unknown:
+            print(f"error: unknown task(s) {unknown}; the protocol covers {', '.join(BUDGETS)}", file=sys.stderr)
+            return 2
+        for task in args.tasks.split(","):
+            code = sweep.main(final_sweep_argv(task, args.algos, args.out, args.max_chunks))
+            if code:
+                return code
+    else:
+        for target in export(args.sweep_root, args.to):
+            print(target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Equal-effort hyperparameter search: the same number of trials, tuning seeds and env-step budget for
+every algorithm on a task (``optuna``; evidence protocol step 1, ``results/README.md``).
+
+    python -m experiments.tune --task pointmass1d --algo apg --trials 16 --out results/tuning/pointmass1d-apg
+    python -m experiments.tune --task pointmass1d --algo ppo --trials 16 --out results/tuning/pointmass1d-ppo
+
+A trial trains the task's defaults (``apg_jax.config.DEFAULTS``) with the sampled settings of
+``SEARCH_SPACE`` on the tuning seeds (default 100, 101: never reported) for ``--env-steps`` (default the
+task's protocol budget, ``experiments.protocol.BUDGETS``, the same for every algorithm). Its objective is
+``OBJECTIVE``: the mean evaluation return over the seeds and the last quarter of the evaluations (it
+rewards a high and early plateau, not a lucky last point). Trials are sampled by TPE (first
+``--startup-trials`` at random), each trial's sampler seeded with ``--sampler-seed + trial number`` so an
+interrupted search resumes to the same trials: run the same command again. Writes under ``--out``:
+``study.journal`` (optuna's log), ``trials/trial-NNN/`` (each trial's ``config.json`` and
+``metrics.csv``), ``trials.csv`` (one row per trial: number, state, objective, settings) and ``best.json``
+(the best trial's settings and objective, to copy into ``DEFAULTS``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+
+#: Searched settings: ``name: ("log", low, high) | ("float", low, high) | ("choice", [values])``. The
+#: shared part (optimizer, exploration scale, network-independent) is searched for both algorithms; each
+#: algorithm then gets its own knobs. Segment lengths above the task's horizon are dropped ("full" is the
+#: horizon).
+SEARCH_SPACE = {
+    "shared": {
+        "learning_rate": ("log", 1e-4, 1e-2),
+        "critic_learning_rate": ("log", 1e-4, 1e-2),
+        "num_envs": ("choice", [32, 64, 128, 256]),
+        "lr_schedule": ("choice", ["constant", "linear"]),
+        "max_grad_norm": ("log", 0.1, 10.0),
+        "reward_scale": ("choice", [1.0, 10.0]),
+        "init_log_std": ("float", -2.0, 0.0),
+    },
+    "apg": {
+        "segment_length": ("choice", [4, 8, 16, 32, 64, "full"]),
+        "bootstrap": ("choice", ["mc", "critic"]),
+        "exploration_noise": ("choice", [False, True]),
+    },
+    "ppo": {
+        "rollout_length": ("choice", [16, 32, 64]),
+        "ppo_epochs": ("choice", [2, 4, 8]),
+        "num_minibatches": ("choice", [4, 8, 16]),
+        "clip_eps": ("choice", [0.1, 0.2, 0.3]),
+        "ent_coef": ("choice", [0.0, 1e-3, 1e-2]),
+        "gae_lambda": ("choice", [0.9, 0.95, 0.99]),
+    },
+}
+OBJECTIVE = "mean eval_return over seeds and the last quarter of evaluations"
+TUNING_SEEDS = (100, 101)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m experiments.tune", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", required=True)
+    p.add_argument("--algo", required=True, choices=sorted(set(SEARCH_SPACE) - {"shared"}))
+    p.add_argument("--trials", type=int, default=16, help="trials in total (a resumed search counts the done ones)")
+    p.add_argument("--seed", type=int, default=TUNING_SEEDS[0], help="first tuning seed")
+    p.add_argument("--seeds", type=int, default=len(TUNING_SEEDS), help="tuning seeds per trial (trained together)")
+    p.add_argument("--env-steps", type=float, default=None, help="budget per trial (default: the task's protocol budget)")
+    p.add_argument("--startup-trials", type=int, default=6, help="random trials before TPE takes over")
+    p.add_argument("--sampler-seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="fix a TrainConfig field for every trial (not searched)")
+    p.add_argument("--out", required=True, help="study directory")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def space_for(algo: str, horizon: int) -> dict:
+    """The searched settings of ``algo`` on a task of this horizon."""
+    space = {**SEARCH_SPACE["shared"], **SEARCH_SPACE[algo]}
+    if "segment_length" in space:
+        lengths = [k for k in space["segment_length"][1] if k == "full" or k < horizon]
+        space["segment_length"] = ("choice", lengths)
+    return space
+
+
+def suggest(trial, space: dict) -> dict:
+    """Sampled values of ``space`` for an optuna trial, as ``TrainConfig`` fields."""
+    values = {}
+    for name, (kind, *bounds) in space.items():
+        if kind == "log":
+            values[name] = trial.suggest_float(name, bounds[0], bounds[1], log=True)
+        elif kind == "float":
+            values[name] = trial.suggest_float(name, bounds[0], bounds[1])
+        else:
+            values[name] = trial.suggest_categorical(name, bounds[0])
+    return to_config_fields(values)
+
+
+def to_config_fields(values: dict) -> dict:
+    out = dict(values)
+    if out.get("segment_length") == "full":
+        out["segment_length"] = None
+    return out
+
+
+def objective(rows: list[dict]) -> float:
+    """``OBJECTIVE`` of a trial's metrics rows (every seed, every evaluation incl. the initial one)."""
+    chunks = sorted({r["chunk"] for r in rows})
+    tail = chunks[-max(1, len(chunks) // 4):]
+    values = [r["eval_return"] for r in rows if r["chunk"] in tail]
+    return float(sum(values) / len(values))
+
+
+def open_study(args):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    os.makedirs(args.out, exist_ok=True)
+    storage = JournalStorage(JournalFileBackend(os.path.join(args.out, "study.journal")))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(study_name=f"{args.task}-{args.algo}", storage=storage, direction="maximize",
+                               load_if_exists=True)
+
+
+def run_trial(args, base, values: dict, number: int) -> float:
+    """Train trial ``number`` (resuming its directory) and return its objective (NaN if not finite)."""
+    from experiments.runner import run_experiment
+
+    config = base.replace(**values)
+    out_dir = os.path.join(args.out, "trials", f"trial-{number:03d}")
+    result = run_experiment(config, args.seeds, out_dir, progress=not args.no_progress, artifacts=False)
+    value = objective(result.rows)
+    return value if math.isfinite(value) else float("nan")
+
+
+def write_tables(args, study, space: dict) -> dict:
+    """``trials.csv`` and ``best.json``; returns the best trial's record."""
+    import optuna
+
+    names = list(space)
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        rows.append({"number": t.number, "state": t.state.name,
+                     "objective": "" if t.value is None else t.value, **{n: t.params.get(n, "") for n in names}})
+    with open(os.path.join(args.out, "trials.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["number", "state", "objective", *names])
+        writer.writeheader()
+        writer.writerows(rows)
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        return {}
+    best = max(complete, key=lambda t: t.value)
+    record = {"task": args.task, "algo": args.algo, "objective": OBJECTIVE, "best_trial": best.number,
+              "best_value": best.value, "settings": to_config_fields(best.params),
+              "trials_complete": len(complete), "tuning_seeds": list(range(args.seed, args.seed + args.seeds)),
+              "env_steps": int(args.env_steps), "fixed": args.fixed}
+    with open(os.path.join(args.out, "best.json"), "w") as f:
+        json.dump(record, f, indent=2)
+    return record
+
+
+def tune(args) -> dict:
+    import optuna
+
+    from apg_jax.config import default_config
+    from apg_jax.envs import make
+    from experiments.cli import parse_overrides
+    from experiments.protocol import BUDGETS
+
+    if args.env_steps is None:
+        args.env_steps = BUDGETS[args.task]
+    args.fixed = parse_overrides(args.set)
+    base = default_config(args.task, args.algo, seed=args.seed, env_steps=int(args.env_steps), **args.fixed)
+    space = space_for(args.algo, make(args.task).episode_length)
+    study = open_study(args)
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):  # interrupted
+        value = run_trial(args, base, to_config_fields(t.params), t.number)
+        study.tell(t.number, None if math.isnan(value) else value,
+                   state=optuna.trial.TrialState.FAIL if math.isnan(value) else None)
+    while len(study.get_trials(deepcopy=False)) < args.trials:
+        number = len(study.get_trials(deepcopy=False))
+        study.sampler = optuna.samplers.TPESampler(seed=args.sampler_seed + number,
+                                                   n_startup_trials=args.startup_trials)
+        trial = study.ask()
+        values = suggest(trial, space)
+        try:
+            value = run_trial(args, base, values, trial.number)
+        except ValueError as err:  # ConfigError: an impossible combination counts as a failed trial
+            print(f"trial {trial.number}: {err}", file=sys.stderr)
+            value = float("nan")
+        study.tell(trial.number, None if math.isnan(value) else value,
+                   state=optuna.trial.TrialState.FAIL if math.isnan(value) else None)
+        print(f"trial {trial.number}: objective {value:.4f} {values}", flush=True)
+        write_tables(args, study, space)
+    return write_tables(args, study, space)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from apg_jax.config import ConfigError
+    from apg_jax.envs import task_names
+
+    if args.task not in task_names():
+        print(f"error: unknown task '{args.task}'; valid tasks: {', '.join(task_names())}", file=sys.stderr)
+        return 2
+    if args.trials < 1 or args.seeds < 1:
+        print("error: --trials and --seeds must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        best = tune(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if best:
+        print(f"best trial {best['best_trial']}: objective {best['best_value']:.4f}; settings for DEFAULTS: "
+              f"{best['settings']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The evidence protocol's commands: equal-effort tuning (experiments.tune), reference thresholds and
+export (experiments.protocol), robust comparison tables (experiments.compare)."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from apg_jax.config import default_config
+from apg_jax.rundir import read_metrics
+from experiments import compare, protocol, tune
+
+
+def tune_args(out, trials):
+    return ["--task", "pointmass1d", "--algo", "apg", "--trials", str(trials), "--seeds", "1", "--env-steps",
+            "12800", "--startup-trials", "2", "--set", "num_evals=2", "--out", str(out), "--no-progress"]
+
+
+def read_trials(out):
+    with open(os.path.join(out, "trials.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow  # five short trainings, about a minute
+def test_tune_records_trials_resumes_and_is_deterministic(tmp_path):
+    import optuna
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert tune.main(tune_args(a, 2)) == 0
+    first = read_trials(a)
+    assert [r["state"] for r in first] == ["COMPLETE", "COMPLETE"]
+    # the objective is recomputed from the trial's own metrics: last quarter of evaluations, mean over seeds
+    rows = read_metrics(os.path.join(a, "trials", "trial-001"))
+    tail = [r["eval_return"] for r in rows if r["chunk"] == max(r["chunk"] for r in rows)]
+    assert float(first[1]["objective"]) == pytest.approx(np.mean(tail))
+    with open(os.path.join(a, "trials", "trial-001", "config.json")) as f:
+        config = json.load(f)
+    assert config["learning_rate"] == pytest.approx(float(first[1]["learning_rate"]))
+    assert config["seed"] == 100 and config["env_steps"] == 12800
+
+    # an interrupted trial (asked, never told) is finished with its own settings on the next call
+    study = tune.open_study(type("Args", (), {"out": str(a), "task": "pointmass1d", "algo": "apg"}))
+    pending = study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)})
+    assert tune.main(tune_args(a, 4)) == 0
+    resumed = read_trials(a)
+    assert [r["state"] for r in resumed] == ["COMPLETE"] * 4
+    assert resumed[:2] == first  # done trials untouched
+    assert float(resumed[2]["learning_rate"]) == pytest.approx(pending.params["learning_rate"])
+
+    # same sampler seed, same trials in a fresh study
+    assert tune.main(tune_args(b, 2)) == 0
+    assert read_trials(b) == first
+    best = json.load(open(os.path.join(a, "best.json")))
+    assert best["best_value"] == max(float(r["objective"]) for r in resumed)
+
+
+def test_tune_search_space_fits_the_task_and_refuses_bad_input(capsys):
+    space = tune.space_for("apg", horizon=20)
+    assert space["segment_length"][1] == [4, 8, 16, "full"]
+    assert set(tune.space_for("ppo", 100)) >= {"learning_rate", "ppo_epochs", "clip_eps"}
+    assert "segment_length" not in tune.space_for("ppo", 100)
+    assert tune.main(["--task", "cartpole", "--algo", "apg", "--out", "/tmp/x"]) == 2
+    assert "unknown task" in capsys.readouterr().err
+
+
+def test_thresholds_come_from_the_references():
+    from apg_jax.envs import make
+    from apg_jax.references import pointmass1d_optimal_returns
+
+    found = protocol.thresholds()
+    starts = np.asarray(protocol.evaluation_starts("pointmass1d"))
+    optimum = np.mean(pointmass1d_optimal_returns(make("pointmass1d").params, starts))
+    assert found["pointmass1d"][0]["value"] == pytest.approx(1.05 * optimum, rel=1e-6)
+    assert found["pointmass1d"][0]["value"] < optimum < 0
+    assert set(found) == set(protocol.BUDGETS)
+
+
+def write_run(root, name, task, algo, finals, eval_seed=2026, evals=5):
+    """A run directory with hand-made curves: seed i's return rises linearly to ``finals[i]``."""
+    config = default_config(task, algo, seed=1000, eval_seed=eval_seed, num_evals=evals)
+    path = os.path.join(root, name)
+    os.makedirs(path)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump({**json.loads(config.to_json()), "num_seeds": len(finals)}, f)
+    fields = ["algo", "task", "seed", "chunk", "env_steps", "grad_steps", "actor_grad_steps", "critic_grad_steps",
+              "wall_time_s", "eval_return", "eval_success"]
+    with open(os.path.join(path, "metrics.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for chunk in range(evals + 1):
+            for i, final in enumerate(finals):
+                ret = -10.0 + (final + 10.0) * chunk / evals
+                writer.writerow(dict(algo=algo, task=task, seed=1000 + i, chunk=chunk, env_steps=1000 * chunk,
+                                     grad_steps=10 * chunk, actor_grad_steps=10 * chunk, critic_grad_steps=0,
+                                     wall_time_s=2.0 * chunk, eval_return=ret, eval_success=float(ret > -3)))
+    return path
+
+
+def test_compare_numbers_equal_direct_computation(tmp_path):
+    runs = tmp_path / "runs"
+    apg_finals = [-1.0, -2.0, -1.5, -0.5, -9.0, -1.2, -0.8, -1.1]
+    ppo_finals = [-4.0, -5.0, -3.5, -4.5, -6.0, -3.0, -4.2, -5.5]
+    write_run(runs, "pointmass1d-apg", "pointmass1d", "apg", apg_finals)
+    write_run(runs, "pointmass1d-ppo", "pointmass1d", "ppo", ppo_finals)
+    thresholds = {"pointmass1d": [{"column": "eval_return", "value": -2.0, "source": "test"}]}
+    with open(tmp_path / "thr.json", "w") as f:
+        json.dump(thresholds, f)
+    summary = compare.write_comparison([str(runs)], str(tmp_path / "thr.json"), str(tmp_path / "out"), figures=False)
+    task = summary["pointmass1d"]
+    assert task["paired_evaluation"]
+    apg, ppo = task["methods"]
+    assert apg["final_return"]["iqm"][0] == pytest.approx(stats.trim_mean(apg_finals, 0.25))
+    assert apg["final_return"]["iqm"][1] <= apg["final_return"]["iqm"][0] <= apg["final_return"]["iqm"][2]
+    assert apg["final_return"]["median"][0] == pytest.approx(np.median(apg_finals))
+    # AUC of a linear rise from -10 to f is the midpoint
+    assert apg["auc"]["per_seed"] == pytest.approx([(-10 + f) / 2 for f in apg_finals])
+    # threshold -2: seed with final f crosses at the first chunk c with -10 + (f + 10) c / 5 >= -2
+    expected = [1000 * next(c for c in range(6) if -10 + (f + 10) * c / 5 >= -2) if f >= -2 else np.inf
+                for f in apg_finals]
+    reached = apg["thresholds"][0]
+    assert reached["env_steps"]["per_seed"] == expected
+    assert reached["seeds_reaching"] == 7 and ppo["thresholds"][0]["seeds_reaching"] == 0
+    assert reached["wall_time_s"]["per_seed"] == [e / 500 for e in expected]
+    assert ppo["backward_transitions"] == 5000 * default_config("pointmass1d", "ppo").ppo_epochs
+    (pairing,) = task["probability_of_improvement"]
+    assert pairing["method"] == "pointmass1d-apg-Kfull-mc" and pairing["final_return"][0] == pytest.approx(7 / 8)
+    text = open(tmp_path / "out" / "comparison.md").read()
+    assert "7/8" in text and "not reached" in text
+
+
+def test_compare_flags_unpaired_evaluation(tmp_path):
+    write_run(tmp_path, "a", "pointmass1d", "apg", [-1.0, -2.0], eval_seed=None)
+    write_run(tmp_path, "b", "pointmass1d", "ppo", [-1.0, -2.0])
+    summary = compare.write_comparison([str(tmp_path)], None, str(tmp_path / "out"), figures=False)
+    assert not summary["pointmass1d"]["paired_evaluation"]
+
+
+def test_export_keeps_only_the_small_files(tmp_path):
+    run = write_run(tmp_path / "sweep" / "pointmass1d", "pointmass1d-apg", "pointmass1d", "apg", [-1.0])
+    open(os.path.join(run, "checkpoint.msgpack"), "wb").write(b"x" * 100)
+    open(os.path.join(run, "summary.json"), "w").write("{}")
+    (target,) = protocol.export(str(tmp_path / "sweep"), str(tmp_path / "results"))
+    assert sorted(os.listdir(target)) == ["config.json", "metrics.csv", "summary.json"]
+    argv = protocol.final_sweep_argv("franka", "apg,ppo", "runs/x", None)
+    assert argv[argv.index("--env-steps") + 1] == str(protocol.BUDGETS["franka"])
+    assert f"eval_seed={protocol.EVAL_SEED}" in argv and "--seeds" in argv
