@@ -25,6 +25,7 @@ import numpy as np
 
 from scipy import stats
 
+from apg_jax import statistics as st
 from apg_jax.rundir import read_metrics
 from experiments.cli import config_name
 
@@ -87,11 +88,9 @@ def load_runs(paths: list[str]) -> list[Run]:
 
 
 def area_under_curve(env_steps: np.ndarray, returns: np.ndarray) -> np.ndarray:
-    """Per seed, the evaluation return averaged over the run (trapezoids over env steps, divided by the
-    steps covered): ``[seeds]`` from ``env_steps, returns [seeds, evaluations]``."""
-    width = env_steps[:, -1] - env_steps[:, 0]
-    area = np.sum(0.5 * (returns[:, 1:] + returns[:, :-1]) * np.diff(env_steps, axis=1), axis=1)
-    return area / np.maximum(width, 1)
+    """Per seed, the evaluation return averaged over the run: ``[seeds]`` from ``env_steps, returns
+    [seeds, evaluations]`` (``apg_jax.statistics.area_under_curve``; every seed has the same steps)."""
+    return st.area_under_curve(env_steps[0], returns)
 
 
 def first_reaching(x: np.ndarray, y: np.ndarray, threshold: float):

@@ -146,3 +146,22 @@ def test_export_keeps_only_the_small_files(tmp_path):
     argv = protocol.final_sweep_argv("franka", "apg,ppo", "runs/x", None)
     assert argv[argv.index("--env-steps") + 1] == str(protocol.BUDGETS["franka"])
     assert f"eval_seed={protocol.EVAL_SEED}" in argv and "--seeds" in argv
+
+
+def test_eval_seed_gives_every_seed_the_same_evaluation_starts():
+    import jax
+
+    from apg_jax import make_trainer
+    from apg_jax.config import ConfigError
+    from apg_jax.training import seed_keys
+
+    shared = make_trainer(default_config("pointmass1d", "apg", eval_seed=protocol.EVAL_SEED))
+    own = make_trainer(default_config("pointmass1d", "apg"))
+    keys = seed_keys(1000, 2)
+    shared_keys = np.asarray(jax.vmap(shared.init)(keys).eval_key)
+    own_keys = np.asarray(jax.vmap(own.init)(keys).eval_key)
+    assert np.array_equal(shared_keys[0], shared_keys[1])
+    assert np.array_equal(shared_keys[0], np.asarray(jax.random.PRNGKey(protocol.EVAL_SEED)))
+    assert not np.array_equal(own_keys[0], own_keys[1])
+    with pytest.raises(ConfigError, match="eval_seed"):
+        make_trainer(default_config("pointmass1d", "apg", eval_seed=-1))
