@@ -4,15 +4,14 @@
         --out results/comparison
 
 Each argument is a run directory or a directory of them (``config.json`` + ``metrics.csv``); runs are
-grouped by task, each run directory is one method (its configuration label). Per task and method, over
+grouped by task, each run directory is one method, named by the directory (``<task>-<method>``). Per task and method, over
 seeds: the final evaluation return and success and the area under the return curve (``apg_jax.statistics``:
 interquartile mean and median with 95 % stratified-bootstrap intervals), the env steps, actor optimizer
 steps and wall-clock at which each threshold of ``--thresholds`` (``experiments.protocol thresholds``,
 fixed from references before any run) is first met by a seed (median over seeds, and how many seeds
 met it), and the compute spent: actor optimizer steps and transitions passed through a backward pass
 (APG and SHAC: each env transition once per update, the hybrid ``1 + reuse epochs``, PPO ``ppo_epochs``).
-Between every pair of methods on a task whose names start ``<task>-apg`` / ``<task>-ppo`` (and the other
-methods against PPO): the probability of improvement (P(X > Y), Mann-Whitney) of final return, final
+Every method against each PPO run of its task: the probability of improvement (P(X > Y), Mann-Whitney) of final return, final
 success and AUC, with intervals. Writes ``OUT/comparison.md``, ``OUT/summary.json`` (every number in
 the tables, recomputable from the CSVs: ``tests/test_results_data.py``) and ``OUT/<task>_curves.png``
 (IQM and 95 % band of return and success against env steps and wall-clock, thresholds dashed).
@@ -27,12 +26,22 @@ import sys
 import numpy as np
 
 from apg_jax import statistics as st
-from experiments.report import Run, load_runs
+from apg_jax.rundir import read_metrics
+from experiments.report import Run, find_run_dirs
 
 BOOTSTRAP_SEED = 0
 REPS = 2000
 CURVE_REPS = 500
 AXES = (("env_steps", "env steps"), ("actor_grad_steps", "actor optimizer steps"), ("wall_time_s", "wall-clock [s]"))
+
+
+def load_runs(paths: list[str]) -> list[Run]:
+    """Run directories named by their directory (``<task>-<method>``), not by their configuration."""
+    runs = []
+    for d in find_run_dirs(paths):
+        with open(os.path.join(d, "config.json")) as f:
+            runs.append(Run(os.path.basename(os.path.normpath(d)), json.load(f), read_metrics(os.path.join(d, "metrics.csv"))))
+    return runs
 
 
 def backward_passes(config: dict) -> int:

@@ -1,7 +1,7 @@
 """The evidence protocol (``results/README.md``, "Protocol"): fixed choices and the commands of its steps.
 
     python -m experiments.protocol thresholds --out results/comparison/thresholds.json
-    python -m experiments.protocol final --tasks pointmass1d,pointmass2d --out runs/comparison
+    python -m experiments.protocol final --tasks pointmass1d,pointmass2d --methods apg,ppo,shac --out runs/comparison
     python -m experiments.protocol export runs/comparison --to results/comparison/runs
 
 Fixed here, before any run: one env-step budget per task for every algorithm (``BUDGETS``; the tuning of
@@ -9,8 +9,9 @@ Fixed here, before any run: one env-step budget per task for every algorithm (``
 tuned on, an evaluation every 2 % of the budget on 128 starts shared by every seed and algorithm
 (``EVAL_SEED``: paired comparisons), and the thresholds of "env steps to threshold", from references
 (``apg_jax.references``) and the tasks' issue targets, not from the runs. ``final`` trains each
-(task, algorithm) with its defaults (``apg_jax.config.DEFAULTS``, set from the tuning) through
-``experiments.sweep`` (resumable; ``--max-chunks`` splits it); ``export`` copies every run's
+(task, method) into ``OUT/<task>-<method>`` with its defaults (``apg_jax.config.DEFAULTS``, set from the
+tuning; ``shac`` is APG with SHAC's recipe, ``PRESETS["shac"]``), resuming an interrupted run and
+skipping finished ones; ``export`` copies every run's
 ``config.json``, ``metrics.csv`` and ``summary.json`` (no checkpoints) where git keeps them.
 """
 from __future__ import annotations
@@ -81,17 +82,38 @@ def thresholds() -> dict:
     }
 
 
-def final_sweep_argv(task: str, algos: str, out: str, max_chunks: int | None) -> list[str]:
-    argv = ["--tasks", task, "--algos", algos, "--seed", str(FINAL_SEEDS[0]), "--seeds", str(len(FINAL_SEEDS)),
-            "--env-steps", str(BUDGETS[task]), "--set", f"num_evals={NUM_EVALS}", "--set", f"eval_seed={EVAL_SEED}",
-            "--set", f"num_eval_envs={NUM_EVAL_ENVS}", "--artifacts", "--no-progress", "--out", os.path.join(out, task)]
-    return argv + (["--max-chunks", str(max_chunks)] if max_chunks is not None else [])
+#: method name -> (algo, preset of apg_jax.config.PRESETS)
+METHODS = {"apg": ("apg", None), "ppo": ("ppo", None), "shac": ("apg", "shac")}
 
 
-def export(sweep_root: str, to: str) -> list[str]:
-    """Copy ``KEPT_FILES`` of every run directory under ``sweep_root`` (any depth) to ``to/<dir name>``."""
+def final_config(task: str, method: str):
+    """The final runs' configuration of ``method`` on ``task``: its tuned defaults at the protocol's
+    budget, seeds and evaluation."""
+    from apg_jax.config import default_config
+
+    algo, preset = METHODS[method]
+    return default_config(task, algo, preset=preset, seed=FINAL_SEEDS[0], env_steps=BUDGETS[task],
+                          num_evals=NUM_EVALS, eval_seed=EVAL_SEED, num_eval_envs=NUM_EVAL_ENVS)
+
+
+def run_final(tasks: list[str], methods: list[str], out: str, progress: bool = True) -> list[str]:
+    """Train (or resume) ``out/<task>-<method>`` for every pair; finished runs (with a summary) are kept."""
+    from experiments.runner import run_experiment
+
+    done = []
+    for task in tasks:
+        for method in methods:
+            run_dir = os.path.join(out, f"{task}-{method}")
+            if not os.path.exists(os.path.join(run_dir, "summary.json")):
+                run_experiment(final_config(task, method), len(FINAL_SEEDS), run_dir, progress=progress)
+            done.append(run_dir)
+    return done
+
+
+def export(run_root: str, to: str) -> list[str]:
+    """Copy ``KEPT_FILES`` of every run directory under ``run_root`` (any depth) to ``to/<dir name>``."""
     copied = []
-    for root, _, files in os.walk(sweep_root):
+    for root, _, files in os.walk(run_root):
         if "metrics.csv" in files and "config.json" in files:
             target = os.path.join(to, os.path.basename(root))
             os.makedirs(target, exist_ok=True)
@@ -110,11 +132,11 @@ def main(argv=None) -> int:
     t.add_argument("--out", required=True)
     f = sub.add_parser("final", help="train the final runs (resumable)")
     f.add_argument("--tasks", default=",".join(BUDGETS))
-    f.add_argument("--algos", default="apg,ppo")
+    f.add_argument("--methods", default="apg,ppo", help=f"comma-separated: {', '.join(METHODS)}")
     f.add_argument("--out", default="runs/comparison")
-    f.add_argument("--max-chunks", type=int, default=None)
+    f.add_argument("--no-progress", action="store_true")
     e = sub.add_parser("export", help="copy the runs' small files into results/")
-    e.add_argument("sweep_root")
+    e.add_argument("run_root")
     e.add_argument("--to", required=True)
     args = p.parse_args(argv)
     if args.command == "thresholds":
@@ -123,18 +145,16 @@ def main(argv=None) -> int:
             json.dump(thresholds(), fh, indent=2)
         print(f"thresholds in {os.path.abspath(args.out)}")
     elif args.command == "final":
-        from experiments import sweep
-
-        unknown = [task for task in args.tasks.split(",") if task not in BUDGETS]
+        tasks, methods = args.tasks.split(","), args.methods.split(",")
+        unknown = [t for t in tasks if t not in BUDGETS] + [m for m in methods if m not in METHODS]
         if unknown:
-            print(f"error: unknown task(s) {unknown}; the protocol covers {', '.join(BUDGETS)}", file=sys.stderr)
+            print(f"error: unknown {unknown}; tasks: {', '.join(BUDGETS)}; methods: {', '.join(METHODS)}",
+                  file=sys.stderr)
             return 2
-        for task in args.tasks.split(","):
-            code = sweep.main(final_sweep_argv(task, args.algos, args.out, args.max_chunks))
-            if code:
-                return code
+        for run_dir in run_final(tasks, methods, args.out, progress=not args.no_progress):
+            print(run_dir)
     else:
-        for target in export(args.sweep_root, args.to):
+        for target in export(args.run_root, args.to):
             print(target)
     return 0
 

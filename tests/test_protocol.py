@@ -125,7 +125,7 @@ def test_compare_numbers_equal_direct_computation(tmp_path):
     assert reached["wall_time_s"]["per_seed"] == [e / 500 for e in expected]
     assert ppo["backward_transitions"] == 5000 * default_config("pointmass1d", "ppo").ppo_epochs
     (pairing,) = task["probability_of_improvement"]
-    assert pairing["method"] == "pointmass1d-apg-Kfull-mc" and pairing["final_return"][0] == pytest.approx(7 / 8)
+    assert pairing["method"] == "pointmass1d-apg" and pairing["final_return"][0] == pytest.approx(7 / 8)
     text = open(tmp_path / "out" / "comparison.md").read()
     assert "7/8" in text and "not reached" in text
 
@@ -143,25 +143,7 @@ def test_export_keeps_only_the_small_files(tmp_path):
     open(os.path.join(run, "summary.json"), "w").write("{}")
     (target,) = protocol.export(str(tmp_path / "sweep"), str(tmp_path / "results"))
     assert sorted(os.listdir(target)) == ["config.json", "metrics.csv", "summary.json"]
-    argv = protocol.final_sweep_argv("franka", "apg,ppo", "runs/x", None)
-    assert argv[argv.index("--env-steps") + 1] == str(protocol.BUDGETS["franka"])
-    assert f"eval_seed={protocol.EVAL_SEED}" in argv and "--seeds" in argv
-
-
-def test_eval_seed_gives_every_seed_the_same_evaluation_starts():
-    import jax
-
-    from apg_jax import make_trainer
-    from apg_jax.config import ConfigError
-    from apg_jax.training import seed_keys
-
-    shared = make_trainer(default_config("pointmass1d", "apg", eval_seed=protocol.EVAL_SEED))
-    own = make_trainer(default_config("pointmass1d", "apg"))
-    keys = seed_keys(1000, 2)
-    shared_keys = np.asarray(jax.vmap(shared.init)(keys).eval_key)
-    own_keys = np.asarray(jax.vmap(own.init)(keys).eval_key)
-    assert np.array_equal(shared_keys[0], shared_keys[1])
-    assert np.array_equal(shared_keys[0], np.asarray(jax.random.PRNGKey(protocol.EVAL_SEED)))
-    assert not np.array_equal(own_keys[0], own_keys[1])
-    with pytest.raises(ConfigError, match="eval_seed"):
-        make_trainer(default_config("pointmass1d", "apg", eval_seed=-1))
+    config = protocol.final_config("franka", "shac")
+    assert config.env_steps == protocol.BUDGETS["franka"] and config.seed == protocol.FINAL_SEEDS[0]
+    assert config.eval_seed == protocol.EVAL_SEED and config.bootstrap == "critic" and config.segment_length == 32
+    assert protocol.main(["final", "--tasks", "franka", "--methods", "sac"]) == 2

@@ -1,0 +1,125 @@
+"""Rebuild every table and figure of ``results/`` (and the README's results block) from the run data
+committed there.
+
+    python -m experiments.regenerate            # everything
+    python -m experiments.regenerate --list     # what would be rebuilt, from which data
+
+``JOBS`` lists each output folder with the module that writes it and the committed run directories it
+reads (globs relative to the repository root). ``tests/test_results_data.py`` recomputes every
+``summary.json`` of a ``report`` or ``compare`` job from its committed CSVs and checks it equals the
+committed one. Folders of ``results/`` that are not in ``JOBS`` predate the rule that run data lives in
+git: their numbers cannot be rebuilt (``results/README.md`` marks them).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "README.md")
+README_BEGIN = "<!-- results:begin (written by python -m experiments.regenerate) -->"
+README_END = "<!-- results:end -->"
+
+
+def _adaptive_v2(task: str) -> list[str]:
+    """The fixed-K mc runs of ``adaptive-<task>`` (tblock: of ``adaptive-v2``) beside the v2 auto run."""
+    if task == "tblock":
+        return ["results/adaptive-v2/runs/tblock-apg-K*-mc"]
+    return ["results/adaptive-%s/runs/%s-apg-K[0-9f]*-mc" % (task, task), f"results/adaptive-v2/runs/{task}-apg-Kauto-mc"]
+
+
+#: (output folder, module, input globs, extra arguments)
+JOBS = [
+    *[(f"results/adaptive-{task}", "report", [f"results/adaptive-{task}/runs"], [])
+      for task in ("pointmass1d", "pointmass2d", "franka", "tblock")],
+    *[(f"results/adaptive-v2/{task}", "report", _adaptive_v2(task), [])
+      for task in ("pointmass1d", "pointmass2d", "franka", "tblock")],
+    ("results/hybrid-pointmass2d-hard", "report", ["results/hybrid-pointmass2d-hard/runs"], []),
+    ("results/tblock-tuning", "trials", ["results/tblock-tuning/runs"], []),
+    *[(f"results/tuning/{name}", "trials", [f"results/tuning/{name}/trials"], [])
+      for name in ("pointmass1d-apg", "pointmass1d-ppo", "pointmass2d-apg", "pointmass2d-ppo")],
+    ("results/comparison", "compare", ["results/comparison/runs"],
+     ["--thresholds", "results/comparison/thresholds.json"]),
+]
+
+
+def inputs(patterns: list[str]) -> list[str]:
+    found = []
+    for pattern in patterns:
+        found += sorted(glob.glob(os.path.join(ROOT, pattern)))
+    return found
+
+
+def available_jobs() -> list[tuple]:
+    """``JOBS`` whose input data is present (a protocol step not yet run has none)."""
+    return [job for job in JOBS if inputs(job[2])]
+
+
+def readme_block() -> str:
+    """The README's results block: the comparison's headline table, from its summary.json."""
+    path = os.path.join(ROOT, "results", "comparison", "summary.json")
+    if not os.path.exists(path):
+        return "No protocol comparison has been run yet (see results/README.md, \"Protocol\")."
+    with open(path) as f:
+        summary = json.load(f)
+    lines = ["| task | method | seeds | final return IQM [95 % CI] | final success IQM | P(APG > PPO), final return |",
+             "|---|---|---|---|---|---|"]
+    for task, data in summary.items():
+        against = {p["method"]: p["final_return"] for p in data["probability_of_improvement"]}
+        for m in data["methods"]:
+            ret, suc = m["final_return"]["iqm"], m["final_success"]["iqm"]
+            p = against.get(m["name"])
+            lines.append(f"| {task} | {m['name']} | {len(m['seeds'])} | {ret[0]:.3f} [{ret[1]:.3f}, {ret[2]:.3f}] | "
+                         f"{suc[0]:.2f} | {'—' if p is None else f'{p[0]:.2f} [{p[1]:.2f}, {p[2]:.2f}]'} |")
+    return "\n".join(lines)
+
+
+def write_readme_block() -> None:
+    with open(README) as f:
+        text = f.read()
+    if README_BEGIN not in text or README_END not in text:
+        raise SystemExit(f"README.md has no results block ({README_BEGIN} ... {README_END})")
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    with open(README, "w") as f:
+        f.write(f"{head}{README_BEGIN}\n{readme_block()}\n{README_END}{tail}")
+
+
+def run_job(out: str, module: str, patterns: list[str], extra: list[str]) -> None:
+    from experiments import compare, report, trials
+
+    paths = inputs(patterns)
+    target = os.path.join(ROOT, out)
+    if module == "report":
+        report.write_report(paths, target)
+    elif module == "compare":
+        thresholds = os.path.join(ROOT, extra[extra.index("--thresholds") + 1])
+        compare.write_comparison(paths, thresholds, target)
+    elif module == "trials":
+        trials.main([*paths, "--out", target])
+    else:
+        raise ValueError(f"unknown module {module}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.regenerate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--list", action="store_true", help="print the jobs and their inputs, rebuild nothing")
+    args = p.parse_args(argv)
+    for out, module, patterns, extra in available_jobs():
+        if args.list:
+            print(f"{out} <- {module} {' '.join(os.path.relpath(d, ROOT) for d in inputs(patterns))}")
+        else:
+            run_job(out, module, patterns, extra)
+            print(f"rebuilt {out}", flush=True)
+    if not args.list:
+        write_readme_block()
+        print("rebuilt the README's results block")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The numbers committed under results/ are what the report code computes from the committed run data."""
+import json
+import math
+
+import pytest
+
+from experiments import compare, regenerate, report
+
+JOBS = [job for job in regenerate.available_jobs() if job[1] in ("report", "compare")]
+
+
+def differences(computed, committed, path="") -> list:
+    """Paths where two JSON trees differ (floats to 1e-9 relative; NaN equals NaN)."""
+    if isinstance(computed, dict):
+        if set(computed) != set(committed):
+            return [f"{path}: keys {sorted(set(computed) ^ set(committed))}"]
+        return sum((differences(computed[k], committed[k], f"{path}.{k}") for k in computed), [])
+    if isinstance(computed, list):
+        if len(computed) != len(committed):
+            return [f"{path}: length {len(computed)} vs {len(committed)}"]
+        return sum((differences(a, b, f"{path}[{i}]") for i, (a, b) in enumerate(zip(computed, committed))), [])
+    if isinstance(computed, float) and isinstance(committed, (int, float)):
+        if math.isnan(computed) and math.isnan(committed):
+            return []
+        return [] if math.isclose(computed, committed, rel_tol=1e-9, abs_tol=1e-12) else [f"{path}: {computed} vs {committed}"]
+    return [] if computed == committed else [f"{path}: {computed!r} vs {committed!r}"]
+
+
+def test_the_differences_helper_can_fail():
+    assert differences({"a": [1.0, 2.0]}, {"a": [1.0, 2.0 + 1e-6]}) == [".a[1]: 2.0 vs 2.000001"]
+    assert differences({"a": float("nan")}, {"a": float("nan")}) == []
+
+
+@pytest.mark.parametrize("out, module, patterns, extra", JOBS, ids=[job[0] for job in JOBS])
+def test_committed_summary_equals_recomputation(out, module, patterns, extra):
+    paths = regenerate.inputs(patterns)
+    if module == "report":
+        computed = report.summarize(report.load_runs(paths))
+    else:
+        with open(f"{regenerate.ROOT}/{extra[extra.index('--thresholds') + 1]}") as f:
+            computed = compare.summarize(compare.load_runs(paths), json.load(f))
+    with open(f"{regenerate.ROOT}/{out}/summary.json") as f:
+        committed = json.load(f)
+    assert differences(json.loads(json.dumps(computed)), committed) == []
+
+
+def test_readme_results_block_is_regenerated():
+    with open(regenerate.README) as f:
+        text = f.read()
+    block = text.split(regenerate.README_BEGIN, 1)[1].split(regenerate.README_END, 1)[0]
+    assert block.strip() == regenerate.readme_block().strip()
