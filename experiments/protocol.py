@@ -11,8 +11,9 @@ tuned on, an evaluation every 2 % of the budget on 128 starts shared by every se
 (``apg_jax.references``) and the tasks' issue targets, not from the runs. ``final`` trains each
 (task, method) into ``OUT/<task>-<method>`` with its defaults (``apg_jax.config.DEFAULTS``, set from the
 tuning; ``shac`` is APG with SHAC's recipe, ``PRESETS["shac"]``), resuming an interrupted run and
-skipping finished ones; ``export`` copies every run's
-``config.json``, ``metrics.csv`` and ``summary.json`` (no checkpoints) where git keeps them.
+skipping finished ones; ``export`` copies every run's ``config.json``, ``metrics.csv`` and
+``summary.json`` and every study's ``trials.csv``, ``best.json`` and ``study.journal`` (no checkpoints,
+no policies) where git keeps them, at the same relative paths.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ NUM_EVALS = 50  #: evaluation every 2 % of the budget
 EVAL_SEED = 2026  #: the evaluation starts shared by every seed and algorithm (paired)
 NUM_EVAL_ENVS = 128
 POINTMASS1D_COST_RATIO = 1.05  #: threshold: return within 5 % of the exact optimum's cost
-KEPT_FILES = ("config.json", "metrics.csv", "summary.json")
+KEPT_FILES = ("config.json", "metrics.csv", "summary.json", "trials.csv", "best.json", "study.journal")
 
 
 def evaluation_starts(task: str):
@@ -111,16 +112,15 @@ def run_final(tasks: list[str], methods: list[str], out: str, progress: bool = T
 
 
 def export(run_root: str, to: str) -> list[str]:
-    """Copy ``KEPT_FILES`` of every run directory under ``run_root`` (any depth) to ``to/<dir name>``."""
+    """Copy the ``KEPT_FILES`` found anywhere under ``run_root`` to the same relative path under ``to``
+    (no checkpoints, no policies); returns the copied files."""
     copied = []
     for root, _, files in os.walk(run_root):
-        if "metrics.csv" in files and "config.json" in files:
-            target = os.path.join(to, os.path.basename(root))
+        for name in sorted(set(files) & set(KEPT_FILES)):
+            target = os.path.join(to, os.path.relpath(root, run_root))
             os.makedirs(target, exist_ok=True)
-            for name in KEPT_FILES:
-                if name in files:
-                    shutil.copy2(os.path.join(root, name), os.path.join(target, name))
-            copied.append(target)
+            shutil.copy2(os.path.join(root, name), os.path.join(target, name))
+            copied.append(os.path.join(target, name))
     return sorted(copied)
 
 

@@ -141,7 +141,9 @@ def test_export_keeps_only_the_small_files(tmp_path):
     run = write_run(tmp_path / "sweep" / "pointmass1d", "pointmass1d-apg", "pointmass1d", "apg", [-1.0])
     open(os.path.join(run, "checkpoint.msgpack"), "wb").write(b"x" * 100)
     open(os.path.join(run, "summary.json"), "w").write("{}")
-    (target,) = protocol.export(str(tmp_path / "sweep"), str(tmp_path / "results"))
+    copied = protocol.export(str(tmp_path / "sweep"), str(tmp_path / "results"))
+    target = tmp_path / "results" / "pointmass1d" / "pointmass1d-apg"
+    assert copied == [str(target / name) for name in ("config.json", "metrics.csv", "summary.json")]
     assert sorted(os.listdir(target)) == ["config.json", "metrics.csv", "summary.json"]
     config = protocol.final_config("franka", "shac")
     assert config.env_steps == protocol.BUDGETS["franka"] and config.seed == protocol.FINAL_SEEDS[0]
