@@ -32,7 +32,7 @@ class TrainConfig:
     env_steps: int = 2_000_000  #: training budget in simulated transitions (all envs together)
     num_envs: int = 256  #: parallel training environments
     # ----- evaluation
-    num_evals: int = 20  #: evaluation points spread evenly over the budget
+    num_evals: int = 20  #: evaluations spread evenly over the budget (at least this many, see ``schedule``)
     num_eval_envs: int = 128  #: fixed evaluation environments (own RNG stream), deterministic policy
     eval_seed: int | None = None  #: None: each seed evaluates on starts drawn from its own key; an integer:
     #: every seed and every algorithm evaluates on the same starts (paired comparisons, experiments.protocol)
@@ -278,7 +278,10 @@ def segment_lengths(config: TrainConfig, episode_length: int) -> tuple:
 
 
 def schedule(config: TrainConfig, episode_length: int) -> Schedule:
-    """Derived sizes; the number of updates is rounded down to a multiple of the evaluation count. With
+    """Derived sizes. Updates are grouped in chunks of ``floor(updates / num_evals)``, each followed by an
+    evaluation, and every whole chunk the budget holds is run: at least ``num_evals`` evaluations, and
+    less than one chunk (under ``1 / num_evals`` of the budget) left unused, so algorithms with different
+    update sizes train on nearly the same env steps. With
     ``segment_length="auto"`` an "update" is a macro-update of the largest length: ``K_max / K`` updates of
     the length in use, so every chunk holds the same env steps whatever the lengths chosen."""
     if config.algo in SEGMENT_ALGOS:
@@ -292,6 +295,6 @@ def schedule(config: TrainConfig, episode_length: int) -> Schedule:
         actor_steps = critic_steps = config.ppo_epochs * config.num_minibatches
     steps_per_update = config.num_envs * k
     total_updates = config.env_steps // steps_per_update
-    num_chunks = max(min(config.num_evals, total_updates), 1)
-    return Schedule(steps_per_update, total_updates // num_chunks, num_chunks, k, actor_steps, critic_steps,
-                    lengths)
+    updates_per_chunk = max(total_updates // config.num_evals, 1)
+    num_chunks = max(total_updates // updates_per_chunk, 1)
+    return Schedule(steps_per_update, updates_per_chunk, num_chunks, k, actor_steps, critic_steps, lengths)

@@ -2,6 +2,7 @@
 
     python -m experiments.protocol thresholds --out results/comparison/thresholds.json
     python -m experiments.protocol final --tasks pointmass1d,pointmass2d --methods apg,ppo,shac --out runs/comparison
+    python -m experiments.protocol ablation --tasks pointmass1d --axis updates --out runs/ablation
     python -m experiments.protocol export runs/comparison --to results/comparison/runs
 
 Fixed here, before any run: one env-step budget per task for every algorithm (``BUDGETS``; the tuning of
@@ -11,7 +12,8 @@ tuned on, an evaluation every 2 % of the budget on 128 starts shared by every se
 (``apg_jax.references``) and the tasks' issue targets, not from the runs. ``final`` trains each
 (task, method) into ``OUT/<task>-<method>`` with its defaults (``apg_jax.config.DEFAULTS``, set from the
 tuning; ``shac`` is APG with SHAC's recipe, ``PRESETS["shac"]``), resuming an interrupted run and
-skipping finished ones; ``export`` copies every run's ``config.json``, ``metrics.csv`` and
+skipping finished ones; ``ablation`` runs APG's segment lengths (4-64, full) x bootstraps on 5 seeds of
+their own at equal env steps or at equal numbers of actor updates (``ablation_configs``); ``export`` copies every run's ``config.json``, ``metrics.csv`` and
 ``summary.json`` and every study's ``trials.csv``, ``best.json`` and ``study.journal`` (no checkpoints,
 no policies) where git keeps them, at the same relative paths.
 """
@@ -111,6 +113,45 @@ def run_final(tasks: list[str], methods: list[str], out: str, progress: bool = T
     return done
 
 
+ABLATION_SEGMENTS = (4, 8, 16, 32, 64, None)  #: K; None: the full horizon
+ABLATION_SEEDS = tuple(range(2000, 2005))
+
+
+def ablation_configs(task: str, axis: str) -> dict:
+    """``{run name: config}`` of the segment-length ablation, APG's tuned defaults with K and the bootstrap
+    varied. ``axis="env_steps"``: every run gets the task's budget; ``axis="updates"``: every run gets the
+    number of actor updates the full horizon gets within the budget (so K = 4 sees far fewer env steps),
+    separating the quality of a K-step gradient from the number of updates it buys."""
+    from apg_jax.config import default_config
+    from apg_jax.envs import make
+
+    horizon = make(task).episode_length
+    base = default_config(task, "apg", seed=ABLATION_SEEDS[0], num_evals=NUM_EVALS // 2, eval_seed=EVAL_SEED,
+                          num_eval_envs=NUM_EVAL_ENVS)
+    full_updates = BUDGETS[task] // (base.num_envs * horizon)
+    configs = {}
+    for k in ABLATION_SEGMENTS:
+        if k is not None and k >= horizon:
+            continue
+        steps = BUDGETS[task] if axis == "env_steps" else full_updates * base.num_envs * (k or horizon)
+        for bootstrap in ("mc", "critic"):
+            configs[f"{task}-K{k or 'full'}-{bootstrap}-equal-{axis.replace('_', '-')}"] = base.replace(
+                segment_length=k, bootstrap=bootstrap, env_steps=steps)
+    return configs
+
+
+def run_ablation(task: str, axis: str, out: str, progress: bool = True) -> list[str]:
+    from experiments.runner import run_experiment
+
+    done = []
+    for name, config in ablation_configs(task, axis).items():
+        run_dir = os.path.join(out, name)
+        if not os.path.exists(os.path.join(run_dir, "summary.json")):
+            run_experiment(config, len(ABLATION_SEEDS), run_dir, progress=progress)
+        done.append(run_dir)
+    return done
+
+
 def export(run_root: str, to: str) -> list[str]:
     """Copy the ``KEPT_FILES`` found anywhere under ``run_root`` to the same relative path under ``to``
     (no checkpoints, no policies); returns the copied files."""
@@ -135,6 +176,11 @@ def main(argv=None) -> int:
     f.add_argument("--methods", default="apg,ppo", help=f"comma-separated: {', '.join(METHODS)}")
     f.add_argument("--out", default="runs/comparison")
     f.add_argument("--no-progress", action="store_true")
+    a = sub.add_parser("ablation", help="segment length x bootstrap at equal env steps or equal updates")
+    a.add_argument("--tasks", default=",".join(BUDGETS))
+    a.add_argument("--axis", default="env_steps", choices=["env_steps", "updates"])
+    a.add_argument("--out", default="runs/ablation")
+    a.add_argument("--no-progress", action="store_true")
     e = sub.add_parser("export", help="copy the runs' small files into results/")
     e.add_argument("run_root")
     e.add_argument("--to", required=True)
@@ -153,6 +199,14 @@ def main(argv=None) -> int:
             return 2
         for run_dir in run_final(tasks, methods, args.out, progress=not args.no_progress):
             print(run_dir)
+    elif args.command == "ablation":
+        unknown = [t for t in args.tasks.split(",") if t not in BUDGETS]
+        if unknown:
+            print(f"error: unknown task(s) {unknown}; the protocol covers {', '.join(BUDGETS)}", file=sys.stderr)
+            return 2
+        for task in args.tasks.split(","):
+            for run_dir in run_ablation(task, args.axis, args.out, progress=not args.no_progress):
+                print(run_dir)
     else:
         for target in export(args.run_root, args.to):
             print(target)

@@ -149,3 +149,34 @@ def test_export_keeps_only_the_small_files(tmp_path):
     assert config.env_steps == protocol.BUDGETS["franka"] and config.seed == protocol.FINAL_SEEDS[0]
     assert config.eval_seed == protocol.EVAL_SEED and config.bootstrap == "critic" and config.segment_length == 32
     assert protocol.main(["final", "--tasks", "franka", "--methods", "sac"]) == 2
+
+
+@pytest.mark.parametrize("task", sorted(protocol.BUDGETS))
+def test_every_method_trains_on_nearly_the_whole_budget(task):
+    """Update sizes differ between methods (APG: envs x K, PPO: envs x rollout); the schedule runs every
+    whole chunk, so each method loses less than 1 / NUM_EVALS of the budget and evaluates at least
+    NUM_EVALS times."""
+    from apg_jax.config import schedule
+    from apg_jax.envs import make
+
+    budget = protocol.BUDGETS[task]
+    for method in protocol.METHODS:
+        config = protocol.final_config(task, method)
+        sched = schedule(config, make(task).episode_length)
+        trained = sched.num_updates * sched.steps_per_update
+        assert budget * (1 - 1 / protocol.NUM_EVALS) < trained <= budget, (method, trained)
+        assert sched.num_chunks >= protocol.NUM_EVALS
+
+
+def test_ablation_separates_env_steps_from_updates():
+    from apg_jax.config import schedule
+
+    by_steps = protocol.ablation_configs("pointmass1d", "env_steps")
+    by_updates = protocol.ablation_configs("pointmass1d", "updates")
+    assert sorted(by_steps) == sorted(n.replace("updates", "env-steps") for n in by_updates)
+    assert len(by_steps) == 2 * 6 and {c.bootstrap for c in by_steps.values()} == {"mc", "critic"}
+    updates = {name: schedule(c, 100).num_updates for name, c in by_updates.items()}
+    steps = {name: schedule(c, 100).num_updates * schedule(c, 100).steps_per_update for name, c in by_steps.items()}
+    assert len(set(updates.values())) == 1  # every K gets the same number of actor updates
+    assert all(protocol.BUDGETS["pointmass1d"] * 0.96 < s <= protocol.BUDGETS["pointmass1d"] for s in steps.values())
+    assert by_updates["pointmass1d-K4-mc-equal-updates"].env_steps * 25 == by_updates["pointmass1d-Kfull-mc-equal-updates"].env_steps
