@@ -11,7 +11,7 @@ steps and wall-clock at which each threshold of ``--thresholds`` (``experiments.
 fixed from references before any run) is first met by a seed (median over seeds, and how many seeds
 met it), and the compute spent: actor optimizer steps and transitions passed through a backward pass
 (APG and SHAC: each env transition once per update, the hybrid ``1 + reuse epochs``, PPO ``ppo_epochs``).
-Every method against each PPO run of its task: the probability of improvement (P(X > Y), Mann-Whitney) of final return, final
+Every method against the task's ``<task>-ppo`` run: the probability of improvement (P(X > Y), Mann-Whitney) of final return, final
 success and AUC, with intervals. Writes ``OUT/comparison.md``, ``OUT/summary.json`` (every number in
 the tables, recomputable from the CSVs: ``tests/test_results_data.py``) and ``OUT/<task>_curves.png``
 (IQM and 95 % band of return and success against env steps and wall-clock, thresholds dashed).
@@ -85,8 +85,8 @@ def method_summary(run: Run, thresholds: list) -> dict:
 
 
 def pairwise(methods: list[dict]) -> list[dict]:
-    """P(row method > column method) for each APG-side method against PPO."""
-    ppo = [m for m in methods if m["algo"] == "ppo"]
+    """P(method > PPO) for every method against the task's ``<task>-ppo`` run."""
+    ppo = [m for m in methods if m["name"].endswith("-ppo")]
     out = []
     for reference in ppo:
         for m in methods:
@@ -120,10 +120,12 @@ def plot_task(runs: list[Run], task: str, thresholds: list, path: str) -> str:
 
     mine = sorted((r for r in runs if r.task == task), key=lambda r: r.name)
     fig, axes = plt.subplots(2, 2, figsize=(12, 7))
+    top = -np.inf  # highest return drawn
     for i, run in enumerate(mine):
         for row, metric in enumerate(("eval_return", "eval_success")):
             values = run.curve(metric)
             bands = np.array([interval(values[:, e], st.interquartile_mean, CURVE_REPS) for e in range(values.shape[1])])
+            top = max(top, bands.max()) if metric == "eval_return" else top
             for col, (axis, label) in enumerate((AXES[0], AXES[2])):
                 x = run.curve(axis).mean(0)
                 ax = axes[row, col]
@@ -137,8 +139,12 @@ def plot_task(runs: list[Run], task: str, thresholds: list, path: str) -> str:
         if row is not None:
             for ax in axes[row]:
                 ax.axhline(threshold["value"], color="k", ls="--", lw=1)
+    for ax in axes[0]:  # returns span orders of magnitude between an untrained and a trained policy
+        ax.set_yscale("symlog", linthresh=max(1.0, *(abs(t["value"]) for t in thresholds if t["column"] == "eval_return")))
+        ax.set_ylim(top=max(top, 0.0) + 0.5)
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"{task}: interquartile mean over seeds, 95 % stratified-bootstrap band; dashed: thresholds")
+    fig.suptitle(f"{task}: interquartile mean over seeds, 95 % stratified-bootstrap band; dashed: thresholds "
+                 "(returns on a symlog axis)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

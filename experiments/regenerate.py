@@ -65,15 +65,21 @@ def readme_block() -> str:
         return "No protocol comparison has been run yet (see results/README.md, \"Protocol\")."
     with open(path) as f:
         summary = json.load(f)
-    lines = ["| task | method | seeds | final return IQM [95 % CI] | final success IQM | P(APG > PPO), final return |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| task | method | seeds | final return IQM [95 % CI] | final success IQM | AUC IQM | env steps to the "
+             "first threshold (median; seeds reaching) | P(method > PPO), final return |", "|---|---|---|---|---|---|---|---|"]
     for task, data in summary.items():
         against = {p["method"]: p["final_return"] for p in data["probability_of_improvement"]}
         for m in data["methods"]:
-            ret, suc = m["final_return"]["iqm"], m["final_success"]["iqm"]
+            ret, suc, auc = m["final_return"]["iqm"], m["final_success"]["iqm"], m["auc"]["iqm"]
             p = against.get(m["name"])
+            reach = "—"
+            if m["thresholds"]:
+                t = m["thresholds"][0]
+                steps = t["env_steps"]["median"]
+                reach = f"{'not reached' if steps == float('inf') else f'{steps:,.0f}'} ({t['seeds_reaching']}/{len(m['seeds'])})"
             lines.append(f"| {task} | {m['name']} | {len(m['seeds'])} | {ret[0]:.3f} [{ret[1]:.3f}, {ret[2]:.3f}] | "
-                         f"{suc[0]:.2f} | {'—' if p is None else f'{p[0]:.2f} [{p[1]:.2f}, {p[2]:.2f}]'} |")
+                         f"{suc[0]:.2f} | {auc[0]:.3f} | {reach} | "
+                         f"{'—' if p is None else f'{p[0]:.2f} [{p[1]:.2f}, {p[2]:.2f}]'} |")
     return "\n".join(lines)
 
 

@@ -62,3 +62,11 @@ def test_area_under_curve_and_steps_to_threshold():
     np.testing.assert_array_equal(st.steps_to_threshold(steps, values, 1.0), [1.0, 0.0])
     with pytest.raises(ValueError, match="increasing"):
         st.area_under_curve(np.array([0.0, 2.0, 1.0]), values)
+
+
+def test_batched_statistics_equal_the_loop():
+    x = np.random.default_rng(2).normal(size=(9, 3))
+    for statistic in (st.interquartile_mean, st.median, st.mean):
+        fast = st.stratified_bootstrap_ci(x, statistic, reps=200, seed=4)
+        slow = st.stratified_bootstrap_ci(x, lambda s: statistic(s), reps=200, seed=4)  # not in the table
+        np.testing.assert_allclose(fast, slow, rtol=1e-12)
