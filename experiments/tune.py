@@ -3,8 +3,10 @@ every algorithm on a task (``optuna``; evidence protocol step 1, ``results/READM
 
     python -m experiments.tune --task pointmass1d --algo apg --trials 16 --out results/tuning/pointmass1d-apg
     python -m experiments.tune --task pointmass1d --algo ppo --trials 16 --out results/tuning/pointmass1d-ppo
+    python -m experiments.tune --task pointmass1d --algo brax_ppo --trials 16 --out results/tuning/pointmass1d-brax_ppo
 
-A trial trains the task's defaults (``apg_jax.config.DEFAULTS``) with the sampled settings of
+A trial trains the task's defaults (``apg_jax.config.DEFAULTS``; ``brax_ppo``: brax's PPO trainer on
+PPO's defaults, the checked baseline of ``experiments.brax_baseline``) with the sampled settings of
 ``SEARCH_SPACE`` on the tuning seeds (default 100, 101: never reported) for ``--env-steps`` (default the
 task's protocol budget, ``experiments.protocol.BUDGETS``, the same for every algorithm). Its objective is
 ``OBJECTIVE``: the mean evaluation return over the seeds and the last quarter of the evaluations (it
@@ -52,6 +54,12 @@ SEARCH_SPACE = {
         "gae_lambda": ("choice", [0.9, 0.95, 0.99]),
     },
 }
+#: brax's own PPO trainer (``experiments.brax_baseline``) is tuned over the settings it maps: PPO's knobs
+#: and the shared ones except those brax has no counterpart for (one learning rate for actor and critic,
+#: no schedule, its own policy scale)
+SEARCH_SPACE["brax_ppo"] = {**{k: v for k, v in SEARCH_SPACE["shared"].items()
+                               if k not in ("critic_learning_rate", "lr_schedule", "init_log_std")},
+                            **SEARCH_SPACE["ppo"]}
 OBJECTIVE = "mean eval_return over seeds and the last quarter of evaluations"
 TUNING_SEEDS = (100, 101)
 
@@ -76,7 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def space_for(algo: str, horizon: int) -> dict:
     """The searched settings of ``algo`` on a task of this horizon."""
-    space = {**SEARCH_SPACE["shared"], **SEARCH_SPACE[algo]}
+    space = dict(SEARCH_SPACE[algo]) if algo == "brax_ppo" else {**SEARCH_SPACE["shared"], **SEARCH_SPACE[algo]}
     if "segment_length" in space:
         lengths = [k for k in space["segment_length"][1] if k == "full" or k < horizon]
         space["segment_length"] = ("choice", lengths)
@@ -129,8 +137,13 @@ def run_trial(args, base, values: dict, number: int) -> float:
 
     config = base.replace(**values)
     out_dir = os.path.join(args.out, "trials", f"trial-{number:03d}")
-    result = run_experiment(config, args.seeds, out_dir, progress=not args.no_progress, artifacts=False)
-    value = objective(result.rows)
+    if args.algo == "brax_ppo":  # seeds one after another, restarted from scratch after an interruption
+        from experiments.brax_baseline import run_baseline
+
+        rows = run_baseline(config, args.seeds, out_dir, progress=not args.no_progress)
+    else:
+        rows = run_experiment(config, args.seeds, out_dir, progress=not args.no_progress, artifacts=False).rows
+    value = objective(rows)
     return value if math.isfinite(value) else float("nan")
 
 
@@ -171,7 +184,8 @@ def tune(args) -> dict:
     if args.env_steps is None:
         args.env_steps = BUDGETS[args.task]
     args.fixed = parse_overrides(args.set)
-    base = default_config(args.task, args.algo, seed=args.seed, env_steps=int(args.env_steps), **args.fixed)
+    algo = "ppo" if args.algo == "brax_ppo" else args.algo
+    base = default_config(args.task, algo, seed=args.seed, env_steps=int(args.env_steps), **args.fixed)
     space = space_for(args.algo, make(args.task).episode_length)
     study = open_study(args)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):  # interrupted

@@ -61,6 +61,9 @@ def test_tune_search_space_fits_the_task_and_refuses_bad_input(capsys):
     assert space["segment_length"][1] == [4, 8, 16, "full"]
     assert set(tune.space_for("ppo", 100)) >= {"learning_rate", "ppo_epochs", "clip_eps"}
     assert "segment_length" not in tune.space_for("ppo", 100)
+    brax = tune.space_for("brax_ppo", 100)
+    assert not {"critic_learning_rate", "lr_schedule", "init_log_std"} & set(brax)
+    assert set(brax) >= {"learning_rate", "num_envs", "ppo_epochs", "gae_lambda"}
     assert tune.main(["--task", "cartpole", "--algo", "apg", "--out", "/tmp/x"]) == 2
     assert "unknown task" in capsys.readouterr().err
 
@@ -180,3 +183,23 @@ def test_ablation_separates_env_steps_from_updates():
     assert len(set(updates.values())) == 1  # every K gets the same number of actor updates
     assert all(protocol.BUDGETS["pointmass1d"] * 0.96 < s <= protocol.BUDGETS["pointmass1d"] for s in steps.values())
     assert by_updates["pointmass1d-K4-mc-equal-updates"].env_steps * 25 == by_updates["pointmass1d-Kfull-mc-equal-updates"].env_steps
+
+
+def test_tune_brax_ppo_trains_brax_with_the_sampled_settings(tmp_path, monkeypatch):
+    from experiments import brax_baseline
+
+    seen = []
+
+    def fake_baseline(config, num_seeds, out_dir, progress=True):
+        seen.append((config, num_seeds, out_dir))
+        return [{"chunk": c, "eval_return": -float(c == 0), "seed": s} for c in range(3) for s in range(num_seeds)]
+
+    monkeypatch.setattr(brax_baseline, "run_baseline", fake_baseline)
+    out = tmp_path / "brax"
+    assert tune.main(["--task", "pointmass1d", "--algo", "brax_ppo", "--trials", "2", "--out", str(out)]) == 0
+    (first, seeds, out_dir), _ = seen
+    trials = read_trials(out)
+    assert first.algo == "ppo" and seeds == 2 and out_dir.endswith("trial-000")
+    assert first.learning_rate == pytest.approx(float(trials[0]["learning_rate"]))
+    assert first.env_steps == protocol.BUDGETS["pointmass1d"] and first.seed == 100
+    assert float(trials[0]["objective"]) == 0.0  # last quarter of the evaluations (chunk 2)
