@@ -10,7 +10,8 @@ confidence band over seeds) and, where APG ran with several segment lengths, ``<
 
 Threshold, per task: ``initial + 0.9 (best - initial)``, where ``initial`` is the mean evaluation return
 before training over all runs of the task and ``best`` the best final mean return of any configuration:
-90 % of the best improvement. A configuration reaches it at the first evaluation whose mean over seeds
+90 % of the best improvement; with ``--thresholds FILE`` (``experiments.protocol thresholds``) the
+task's fixed ``eval_return`` threshold instead. A configuration reaches it at the first evaluation whose mean over seeds
 is at or above it (no interpolation between evaluations).
 """
 from __future__ import annotations
@@ -98,14 +99,18 @@ def first_reaching(x: np.ndarray, y: np.ndarray, threshold: float):
     return float(x[hits[0]]) if hits.size else None
 
 
-def summarize(runs: list[Run]) -> dict:
-    """Per task: threshold and one entry per configuration (see the module docstring)."""
+def summarize(runs: list[Run], fixed_thresholds: dict | None = None) -> dict:
+    """Per task: threshold and one entry per configuration (see the module docstring).
+    ``fixed_thresholds`` (``experiments.protocol thresholds``' file): a task's ``eval_return`` threshold
+    there replaces the one derived from the runs."""
     out = {}
     for task in sorted({r.task for r in runs}):
         mine = [r for r in runs if r.task == task]
         initial = float(np.mean([r.curve("eval_return")[:, 0].mean() for r in mine]))
         best = max(float(r.curve("eval_return")[:, -1].mean()) for r in mine)
         threshold = initial + THRESHOLD_FRACTION * (best - initial)
+        fixed = [t["value"] for t in (fixed_thresholds or {}).get(task, []) if t["column"] == "eval_return"]
+        threshold = fixed[0] if fixed else threshold
         entries = []
         horizon = _horizon(task)
         order = lambda r: (r.config["algo"], segment_order(r.config.get("segment_length"), horizon),
@@ -279,8 +284,8 @@ def _steps(value) -> str:
 
 def markdown(summary: dict, figures: dict) -> str:
     lines = ["# Results", "",
-             f"Threshold per task: initial return + {THRESHOLD_FRACTION:.0%} of the best improvement of any "
-             "configuration; steps are those of the first evaluation whose seed-mean return reaches it. "
+             f"Threshold per task (unless fixed by --thresholds, as in the task's line below): initial return + "
+             f"{THRESHOLD_FRACTION:.0%} of the best improvement of any configuration; steps are those of the first evaluation whose seed-mean return reaches it. "
              "± is the 95 % confidence half-width over seeds; AUC is the evaluation return averaged over the "
              "run (area under the learning curve over env steps, per seed); ratios are this row / PPO "
              "(below 1: fewer).", ""]
@@ -306,9 +311,13 @@ def markdown(summary: dict, figures: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(paths: list[str], out: str) -> dict:
+def write_report(paths: list[str], out: str, thresholds_path: str | None = None) -> dict:
     runs = load_runs(paths)
-    summary = summarize(runs)
+    fixed = None
+    if thresholds_path:
+        with open(thresholds_path) as f:
+            fixed = json.load(f)
+    summary = summarize(runs, fixed)
     os.makedirs(out, exist_ok=True)
     figures = {}
     for task in summary:
@@ -328,8 +337,10 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="run directories or directories of runs")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--thresholds", default=None,
+                   help="thresholds.json of experiments.protocol: its eval_return threshold replaces the derived one")
     args = p.parse_args(argv)
-    write_report(args.runs, args.out)
+    write_report(args.runs, args.out, args.thresholds)
     print(f"report in {os.path.abspath(os.path.join(args.out, 'report.md'))}")
     return 0
 

@@ -67,6 +67,13 @@ def test_report_tables_hold_the_numbers_the_synthetic_runs_imply(synthetic_runs,
     # AUC: trapezoids of [-10, -5, -2, -1, -1] over equal steps = (-7.5 - 3.5 - 1.5 - 1) / 4; the seed
     # offsets (-0.1, 0, 0.1) carry over unchanged
     assert apg["auc"] == pytest.approx(-3.375) and apg["auc_ci"] == pytest.approx(4.303 * 0.1 / np.sqrt(3), rel=1e-3)
+    # a threshold fixed in advance replaces the derived one: the critic run (final -4) now reaches it
+    fixed = {"pointmass1d": [{"column": "eval_return", "value": -4.5, "source": "test"}]}
+    (tmp_path / "thr.json").write_text(json.dumps(fixed))
+    refixed = report.write_report([str(synthetic_runs)], str(tmp_path / "fixed"), str(tmp_path / "thr.json"))
+    assert refixed["pointmass1d"]["threshold"] == -4.5
+    assert {e["name"]: e for e in refixed["pointmass1d"]["configurations"]}["pointmass1d-apg-K50-critic"][
+        "env_steps_to_threshold"] is not None
     text = (out / "report.md").read_text()
     assert "| pointmass1d-apg-Kfull-mc | 3 | 400 | -1.000 ± 0.248 | 1.00 ± 0.00 | -3.375 ± 0.248 |" in text
     assert "not reached" in text and "| 0.500 | 0.100 |" in text
