@@ -99,8 +99,11 @@ def final_config(task: str, method: str):
                           num_evals=NUM_EVALS, eval_seed=EVAL_SEED, num_eval_envs=NUM_EVAL_ENVS)
 
 
-def run_final(tasks: list[str], methods: list[str], out: str, progress: bool = True) -> list[str]:
-    """Train (or resume) ``out/<task>-<method>`` for every pair; finished runs (with a summary) are kept."""
+def run_final(tasks: list[str], methods: list[str], out: str, progress: bool = True,
+              max_chunks: int | None = None) -> list[str]:
+    """Train (or resume) ``out/<task>-<method>`` for every pair; finished runs (with a summary) are kept.
+    ``max_chunks``: stop after that many evaluation chunks in all (to split the work over sessions).
+    Returns the finished run directories."""
     from experiments.runner import run_experiment
 
     done = []
@@ -108,7 +111,13 @@ def run_final(tasks: list[str], methods: list[str], out: str, progress: bool = T
         for method in methods:
             run_dir = os.path.join(out, f"{task}-{method}")
             if not os.path.exists(os.path.join(run_dir, "summary.json")):
-                run_experiment(final_config(task, method), len(FINAL_SEEDS), run_dir, progress=progress)
+                if max_chunks is not None and max_chunks <= 0:
+                    return done
+                result = run_experiment(final_config(task, method), len(FINAL_SEEDS), run_dir, progress=progress,
+                                        max_chunks=max_chunks)
+                max_chunks = None if max_chunks is None else max_chunks - result.chunks_run
+                if not result.finished:
+                    return done
             done.append(run_dir)
     return done
 
@@ -175,6 +184,8 @@ def main(argv=None) -> int:
     f.add_argument("--tasks", default=",".join(BUDGETS))
     f.add_argument("--methods", default="apg,ppo", help=f"comma-separated: {', '.join(METHODS)}")
     f.add_argument("--out", default="runs/comparison")
+    f.add_argument("--max-chunks", type=int, default=None,
+                   help="stop after this many evaluation chunks in all; the same command resumes")
     f.add_argument("--no-progress", action="store_true")
     a = sub.add_parser("ablation", help="segment length x bootstrap at equal env steps or equal updates")
     a.add_argument("--tasks", default=",".join(BUDGETS))
@@ -197,7 +208,7 @@ def main(argv=None) -> int:
             print(f"error: unknown {unknown}; tasks: {', '.join(BUDGETS)}; methods: {', '.join(METHODS)}",
                   file=sys.stderr)
             return 2
-        for run_dir in run_final(tasks, methods, args.out, progress=not args.no_progress):
+        for run_dir in run_final(tasks, methods, args.out, progress=not args.no_progress, max_chunks=args.max_chunks):
             print(run_dir)
     elif args.command == "ablation":
         unknown = [t for t in args.tasks.split(",") if t not in BUDGETS]

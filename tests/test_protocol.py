@@ -203,3 +203,18 @@ def test_tune_brax_ppo_trains_brax_with_the_sampled_settings(tmp_path, monkeypat
     assert first.learning_rate == pytest.approx(float(trials[0]["learning_rate"]))
     assert first.env_steps == protocol.BUDGETS["pointmass1d"] and first.seed == 100
     assert float(trials[0]["objective"]) == 0.0  # last quarter of the evaluations (chunk 2)
+
+
+@pytest.mark.slow  # three short trainings with an interruption
+def test_final_runs_split_over_calls_equal_one_call(tmp_path, monkeypatch):
+    monkeypatch.setitem(protocol.BUDGETS, "pointmass1d", 32 * 100 * 6)
+    monkeypatch.setattr(protocol, "FINAL_SEEDS", (1000, 1001))
+    monkeypatch.setattr(protocol, "NUM_EVALS", 3)
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert protocol.run_final(["pointmass1d"], ["apg"], str(whole), progress=False) == [str(whole / "pointmass1d-apg")]
+    assert protocol.run_final(["pointmass1d"], ["apg"], str(split), progress=False, max_chunks=2) == []
+    assert protocol.run_final(["pointmass1d"], ["apg"], str(split), progress=False) == [str(split / "pointmass1d-apg")]
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in rows]
+    # json text: NaN columns (none before the first update) compare equal
+    assert json.dumps(drop(read_metrics(str(split / "pointmass1d-apg")))) == \
+        json.dumps(drop(read_metrics(str(whole / "pointmass1d-apg"))))
