@@ -26,6 +26,8 @@ import math
 import os
 import sys
 
+from experiments.protocol import BUDGETS, TUNING_SEEDS
+
 #: Searched settings: ``name: ("log", low, high) | ("float", low, high) | ("choice", [values])``. The
 #: shared part (optimizer, exploration scale, network-independent) is searched for both algorithms; each
 #: algorithm then gets its own knobs. Segment lengths above the task's horizon are dropped ("full" is the
@@ -61,7 +63,6 @@ SEARCH_SPACE["brax_ppo"] = {**{k: v for k, v in SEARCH_SPACE["shared"].items()
                                if k not in ("critic_learning_rate", "lr_schedule", "init_log_std")},
                             **SEARCH_SPACE["ppo"]}
 OBJECTIVE = "mean eval_return over seeds and the last quarter of evaluations"
-TUNING_SEEDS = (100, 101)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -179,7 +180,6 @@ def tune(args) -> dict:
     from apg_jax.config import default_config
     from apg_jax.envs import make
     from experiments.cli import parse_overrides
-    from experiments.protocol import BUDGETS
 
     if args.env_steps is None:
         args.env_steps = BUDGETS[args.task]
