@@ -38,6 +38,9 @@ JOBS = [
     *[(f"results/adaptive-v2/{task}", "report", _adaptive_v2(task), [])
       for task in ("pointmass1d", "pointmass2d", "franka", "tblock")],
     ("results/hybrid-pointmass2d-hard", "report", ["results/hybrid-pointmass2d-hard/runs"], []),
+    *[(f"results/ablation-protocol/{task}-equal-{axis}", "report", [f"results/ablation-protocol/runs/{task}-K*-equal-{axis}"],
+       ["--thresholds", "results/comparison/thresholds.json"])
+      for task in ("pointmass1d", "pointmass2d", "franka", "tblock") for axis in ("env-steps", "updates")],
     ("results/tblock-tuning", "trials", ["results/tblock-tuning/runs"], []),
     *[(f"results/tuning/{name}", "trials", [f"results/tuning/{name}/trials"], [])
       for name in ("pointmass1d-apg", "pointmass1d-ppo", "pointmass2d-apg", "pointmass2d-ppo")],
@@ -99,10 +102,10 @@ def run_job(out: str, module: str, patterns: list[str], extra: list[str]) -> Non
 
     paths = inputs(patterns)
     target = os.path.join(ROOT, out)
+    thresholds = os.path.join(ROOT, extra[extra.index("--thresholds") + 1]) if "--thresholds" in extra else None
     if module == "report":
-        report.write_report(paths, target)
+        report.write_report(paths, target, thresholds)
     elif module == "compare":
-        thresholds = os.path.join(ROOT, extra[extra.index("--thresholds") + 1])
         compare.write_comparison(paths, thresholds, target)
     elif module == "trials":
         trials.main([*paths, "--out", target])
