@@ -43,7 +43,8 @@ JOBS = [
       for task in ("pointmass1d", "pointmass2d", "franka", "tblock") for axis in ("env-steps", "updates")],
     ("results/tblock-tuning", "trials", ["results/tblock-tuning/runs"], []),
     *[(f"results/tuning/{name}", "trials", [f"results/tuning/{name}/trials"], [])
-      for name in ("pointmass1d-apg", "pointmass1d-ppo", "pointmass2d-apg", "pointmass2d-ppo")],
+      for name in (f"{task}-{algo}" for task in ("pointmass1d", "pointmass2d", "franka", "tblock")
+                   for algo in ("apg", "ppo", "brax_ppo"))],
     ("results/comparison", "compare", ["results/comparison/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
 ]
