@@ -161,7 +161,9 @@ PRESETS: dict[str, dict] = {
 
 def default_config(task: str, algo: str, preset: str | None = None, **overrides) -> TrainConfig:
     """Tuned defaults for ``(task, algo)``, then the named ``preset``, then ``overrides`` (a fresh object
-    every call)."""
+    every call). A decaying learning-rate schedule among the tuned defaults gives way to a constant one
+    when ``overrides`` ask for ``segment_length="auto"`` (whose number of updates is not known in
+    advance) without naming a schedule."""
     if algo == "hybrid":  # APG's tuned settings with the stochastic policy the score function needs
         tuned = {**DEFAULTS.get((task, "apg"), {}), "exploration_noise": True}
     else:
@@ -174,6 +176,8 @@ def default_config(task: str, algo: str, preset: str | None = None, **overrides)
         if recipe.get("algo", algo) != algo:
             raise ConfigError(f"preset '{preset}' is for --algo {recipe['algo']}, not {algo}")
         config = config.replace(**recipe)
+    if overrides.get("segment_length") == AUTO and "lr_schedule" not in overrides:
+        overrides = {**overrides, "lr_schedule": "constant"}
     return config.replace(**overrides)
 
 

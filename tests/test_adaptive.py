@@ -95,7 +95,7 @@ def test_ladder_cosine_estimates_the_expected_gradients_cosine():
 def test_probe_statistics_are_those_of_the_batch_segment_gradients():
     """The probe's per-env gradients average to the batch gradient of each length's training objective,
     from the same states: its norms and cosines match ones computed directly."""
-    config = default_config("pointmass1d", "apg", segment_length="auto", segment_ladder=(4, 8, 16),
+    config = default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="constant", segment_ladder=(4, 8, 16),
                             num_envs=16, env_steps=16 * 16 * 20, bootstrap="critic")
     trainer = make_trainer(config)
     state = jax.jit(trainer.init)(jax.random.PRNGKey(3))
@@ -115,7 +115,8 @@ def test_probe_statistics_are_those_of_the_batch_segment_gradients():
         noise = jnp.zeros((k, config.num_envs, env.action_size))
         objective = lambda p: segment_objective(p, learner.critic_params, learner.obs_stats, learner.env_state,
                                                 reset_state, noise, env=env, actor=actor, critic=critic,
-                                                gamma=config.gamma, bootstrap="critic")[0]
+                                                gamma=config.gamma, bootstrap="critic",
+                                                reward_scale=config.reward_scale)[0]
         grads.append(jax.flatten_util.ravel_pytree(jax.grad(objective)(learner.actor_params))[0])
     for measured_mean, grad in zip(measured.mean, grads):
         assert float(jnp.linalg.norm(measured_mean - grad)) < 2e-4 * float(jnp.linalg.norm(grad))
@@ -125,7 +126,7 @@ def test_probe_statistics_are_those_of_the_batch_segment_gradients():
 
 def test_every_length_runs_in_one_compiled_program(compiles):
     """Seeds at different lengths, and lengths changing between chunks, never recompile."""
-    config = default_config("pointmass1d", "apg", segment_length="auto", segment_ladder=(4, 8, 16),
+    config = default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="constant", segment_ladder=(4, 8, 16),
                             num_envs=8, env_steps=8 * 16 * 2 * 4, num_evals=4)
     trainer = make_trainer(config)
     chunk = jax.jit(batch_seeds(trainer))
@@ -150,7 +151,7 @@ def strip_wall(rows):
 
 @pytest.mark.slow
 def test_auto_resumes_with_the_length_in_use(tmp_path):
-    config = default_config("pointmass1d", "apg", segment_length="auto", segment_ladder=(4, 8),
+    config = default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="constant", segment_ladder=(4, 8),
                             num_envs=16, env_steps=16 * 8 * 4 * 6, num_evals=6)
     full = run_experiment(config, 2, str(tmp_path / "full"), progress=False, artifacts=False)
     run_experiment(config, 2, str(tmp_path / "cut"), progress=False, max_chunks=3, artifacts=False)
@@ -166,9 +167,9 @@ def test_auto_held_at_one_length_trains_exactly_as_that_fixed_length(tmp_path):
     """With thresholds every gradient passes the rule picks the shortest length: the same numbers as a
     fixed-K run (the probe draws its own random numbers)."""
     common = dict(num_envs=16, env_steps=16 * 16 * 2 * 4, num_evals=4)
-    auto = default_config("pointmass1d", "apg", segment_length="auto", segment_ladder=(8, 16),
+    auto = default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="constant", segment_ladder=(8, 16),
                           adapt_min_snr=0.0, adapt_min_cosine=-1.0, **common)
-    fixed = default_config("pointmass1d", "apg", segment_length=8, **common)
+    fixed = default_config("pointmass1d", "apg", segment_length=8, lr_schedule="constant", **common)
     a = run_experiment(auto, 1, str(tmp_path / "auto"), progress=False, artifacts=False).rows
     f = run_experiment(fixed, 1, str(tmp_path / "fixed"), progress=False, artifacts=False).rows
     for key in ("env_steps", "actor_grad_steps", "segment_length"):
@@ -187,9 +188,16 @@ def test_auto_held_at_one_length_trains_exactly_as_that_fixed_length(tmp_path):
     (dict(segment_length="automatic"), "'auto', or unset"),
 ])
 def test_auto_rejects_impossible_configurations(overrides, message):
-    config = default_config("pointmass1d", "apg", segment_length="auto").replace(**overrides)
+    config = default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="constant").replace(**overrides)
     with pytest.raises(ConfigError, match=message):
         make_trainer(config)
+
+
+def test_auto_replaces_a_tuned_decaying_schedule_unless_one_is_asked_for():
+    assert default_config("pointmass1d", "apg").lr_schedule == "linear"  # the tuned default
+    assert default_config("pointmass1d", "apg", segment_length="auto").lr_schedule == "constant"
+    with pytest.raises(ConfigError, match="needs lr_schedule='constant'"):
+        make_trainer(default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="cosine"))
 
 
 def test_cli_takes_auto_and_full():
