@@ -303,6 +303,6 @@ def schedule(config: TrainConfig, episode_length: int) -> Schedule:
         actor_steps = critic_steps = config.ppo_epochs * config.num_minibatches
     steps_per_update = config.num_envs * k
     total_updates = config.env_steps // steps_per_update
-    updates_per_chunk = max(total_updates // config.num_evals, 1)
-    num_chunks = max(total_updates // updates_per_chunk, 1)
+    updates_per_chunk = max(total_updates // config.num_evals, 1) if total_updates else 0  # 0: refused by validate
+    num_chunks = total_updates // updates_per_chunk if updates_per_chunk else 1
     return Schedule(steps_per_update, updates_per_chunk, num_chunks, k, actor_steps, critic_steps, lengths)
