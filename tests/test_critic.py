@@ -9,9 +9,14 @@ from apg_jax.networks import deterministic_action
 from apg_jax.normalization import normalize
 
 
+#: the settings these checks were built on (pointmass1d's APG defaults before the protocol's tuning): the
+#: critic is compared with unscaled Monte-Carlo returns, so no reward scale
+PINNED = dict(num_envs=64, learning_rate=3e-3, lr_schedule="constant", max_grad_norm=1.0, reward_scale=1.0)
+
+
 def pretrained_actor():
     """An APG policy for pointmass1d (60 full-horizon updates) and its observation statistics."""
-    config = default_config("pointmass1d", "apg", env_steps=64 * 100 * 60, num_evals=1)
+    config = default_config("pointmass1d", "apg", env_steps=64 * 100 * 60, num_evals=1, **PINNED)
     trainer = make_trainer(config)
     state, _ = jax.jit(trainer.train)(jax.random.PRNGKey(1))
     return state.learner.actor_params, state.learner.obs_stats
@@ -21,8 +26,8 @@ def fixed_policy_critic(stagger: bool, truncation_bootstrap: bool, updates: int 
     """Fit APG's critic on pointmass1d under a fixed policy (actor learning rate ~0): a trained
     controller whose output is biased, so it settles off the goal and keeps paying a cost after the
     horizon. Returns ``(trainer, learner state)``."""
-    config = default_config("pointmass1d", "apg", segment_length=20, bootstrap="critic", num_envs=64,
-                            learning_rate=1e-12, critic_learning_rate=1e-3, gamma=0.97,
+    config = default_config("pointmass1d", "apg", segment_length=20, bootstrap="critic",
+                            **{**PINNED, "learning_rate": 1e-12}, critic_learning_rate=1e-3, gamma=0.97,
                             stagger_clocks=stagger, truncation_bootstrap=truncation_bootstrap,
                             env_steps=64 * 20 * updates, num_evals=1)
     trainer = make_trainer(config)
