@@ -88,3 +88,18 @@ def pointmass2d_waypoint_policy(env, gain: float = 8.0, damping: float = 4.0, le
         return jnp.clip(gain * (target - pos) - damping * vel, -1.0, 1.0)
 
     return policy
+
+
+def pointmass2d_scripted_rollout(env, q0):
+    """One full episode of ``pointmass2d_waypoint_policy`` from ``q0 [N, 7]``: ``(q [T, N, 7] after each
+    step, rewards [T, N], episode success [N])``."""
+    from apg_jax.evaluation import episode_success
+
+    policy = pointmass2d_waypoint_policy(env)
+
+    def body(q, _):
+        q_next, reward = jax.vmap(env.physics_step)(q, jax.vmap(policy)(q))
+        return q_next, (q_next, reward, jax.vmap(env.success)(q_next))
+
+    _, (qs, rewards, success) = jax.lax.scan(body, q0, None, length=env.episode_length)
+    return qs, rewards, episode_success(env, success)

@@ -54,20 +54,15 @@ def thresholds() -> dict:
     import numpy as np
 
     from apg_jax.envs import make
-    from apg_jax.evaluation import episode_success
-    from apg_jax.references import pointmass1d_optimal_returns, pointmass2d_waypoint_policy
+    from apg_jax.references import pointmass1d_optimal_returns, pointmass2d_scripted_rollout
 
     env1 = make("pointmass1d")
     optimum = float(np.mean(pointmass1d_optimal_returns(env1.params, np.asarray(evaluation_starts("pointmass1d")))))
     env2 = make("pointmass2d")
-    policy = pointmass2d_waypoint_policy(env2)
 
     def scripted(q0):
-        def body(q, _):
-            q_next, reward = jax.vmap(env2.physics_step)(q, jax.vmap(policy)(q))
-            return q_next, (reward, jax.vmap(env2.success)(q_next))
-        _, (rewards, success) = jax.lax.scan(body, q0, None, length=env2.episode_length)
-        return rewards.sum(0).mean(), episode_success(env2, success).mean()
+        _, rewards, success = pointmass2d_scripted_rollout(env2, q0)
+        return rewards.sum(0).mean(), success.mean()
 
     scripted_return, scripted_success = (float(v) for v in jax.jit(scripted)(evaluation_starts("pointmass2d")))
     return {
