@@ -127,13 +127,14 @@ DEFAULTS: dict[tuple[str, str], dict] = {
                                  lr_schedule="constant", max_grad_norm=0.3923, reward_scale=1.0, init_log_std=-0.5231,
                                  rollout_length=64, ppo_epochs=4, num_minibatches=4, clip_eps=0.2, ent_coef=0.0,
                                  gae_lambda=0.9),
-    # pointmass2d APG: the best of 16 equal-effort trials (3 M steps, results/tuning/pointmass2d-apg); PPO: not
-    # yet tuned under the protocol
+    # pointmass2d: the best of 16 equal-effort trials each (3 M steps, tuning seeds 100-101, results/tuning/pointmass2d-*)
     ("pointmass2d", "apg"): dict(env_steps=3_000_000, num_envs=32, learning_rate=3.523e-3, critic_learning_rate=1.741e-3,
                                  lr_schedule="constant", max_grad_norm=0.1451, reward_scale=10.0, init_log_std=-1.094,
                                  segment_length=8, bootstrap="critic", exploration_noise=False),
-    ("pointmass2d", "ppo"): dict(env_steps=6_000_000, num_envs=128, learning_rate=1e-3, lr_schedule="linear",
-                                 init_log_std=-1.0, reward_scale=10.0),
+    ("pointmass2d", "ppo"): dict(env_steps=3_000_000, num_envs=256, learning_rate=4.817e-4, critic_learning_rate=6.077e-3,
+                                 lr_schedule="linear", max_grad_norm=4.868, reward_scale=10.0, init_log_std=-0.3937,
+                                 rollout_length=32, ppo_epochs=8, num_minibatches=4, clip_eps=0.1, ent_coef=0.0,
+                                 gae_lambda=0.9),
     # tblock (issue 14, six trials each, results/tblock-tuning): APG short mc segments with a curriculum (the
     # critic bootstrap at K=32 made the return worse, 256 envs learned less per env step); PPO a curriculum
     # with an entropy bonus (best final coverage of all twelve trials)
