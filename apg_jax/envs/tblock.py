@@ -79,21 +79,6 @@ BOXES = np.array([[0.0, -0.5 * S, 2.0 * S, 0.5 * S], [0.0, -2.5 * S, 0.5 * S, 1.
 # The T's outline, counter-clockwise [m]; also the reward's keypoints and the wall contacts.
 VERTICES = S * np.array([[-2, 0], [-2, -1], [-0.5, -1], [-0.5, -4], [0.5, -4], [0.5, -1], [2, -1], [2, 0]],
                         dtype=float)[::-1]
-
-
-def push_points(per_edge: int = 3):
-    """Candidate push points ``[P, 2]`` on the T's outline (block frame, m), ``per_edge`` evenly inside each
-    edge, and the inward unit normals ``[P, 2]`` there (the direction a pusher pushes the block)."""
-    a, b = VERTICES, np.roll(VERTICES, -1, axis=0)
-    area2 = np.sum(a[:, 0] * b[:, 1] - b[:, 0] * a[:, 1])  # > 0: counter-clockwise in a y-up frame
-    edge = b - a
-    inward = np.sign(area2) * np.stack([-edge[:, 1], edge[:, 0]], -1) / np.linalg.norm(edge, axis=-1)[:, None]
-    fractions = (np.arange(per_edge) + 0.5) / per_edge
-    points = a[:, None, :] + fractions[None, :, None] * edge[:, None, :]
-    return points.reshape(-1, 2), np.repeat(inward, per_edge, axis=0)
-
-
-PUSH_POINTS, PUSH_NORMALS = push_points()
 NORMAL_EPS = 1e-12  #: m^2, keeps the contact normal finite where the distance gradient vanishes
 
 
@@ -168,11 +153,6 @@ class TBlockParams:
     #: block where it had stopped: final coverage 0.29 against 0.40 at 0.1, APG, 5 M steps)
     gap_smoothing: float = 0.005  #: m, softplus width of that gap (a touching pusher is not rewarded more)
     effort_cost: float = 0.01  #: reward per (m/s)^2 of pusher speed
-    push_point_weight: float = 0.0  #: reward per m of the pusher's distance to the best push point
-    push_point_temperature: float = 0.1  #: softmax temperature over the push points' normalised scores
-    action_frame: str = "world"  #: "world": u scales to the workspace; "block": u scales to
-    #: ``block_action_range`` around the block origin, in the block's frame
-    block_action_range: float = 0.12  #: m, half width of the block-frame action square
     distance_eps: float = 0.001  #: m, smoothing of keypoint distances
     coverage_cell: float = 0.002  #: m, grid of the coverage metric
     success_coverage: float = 0.95
@@ -349,10 +329,7 @@ class TBlock(DiffEnv):
     def physics_step(self, q, u):
         p = self.params
         u = jnp.clip(u, -1.0, 1.0)
-        if p.action_frame == "block":
-            target = q[4:6] + rotation(q[6]) @ (u * p.block_action_range)
-        else:
-            target = u * (p.half_width - p.pusher_radius)
+        target = u * (p.half_width - p.pusher_radius)
         q_next = jax.lax.fori_loop(0, p.substeps, lambda _, s: self.substep(s, target), q)
         return q_next, self.reward(q_next)
 
@@ -362,32 +339,7 @@ class TBlock(DiffEnv):
         keypoint = jnp.mean(jnp.sqrt(jnp.sum(diff**2, -1) + p.distance_eps**2) - p.distance_eps)
         gap_raw = self.local_distance(self.world_to_block(q[4:7], q[0:2])) - p.pusher_radius
         gap = soft_depth(gap_raw, p.gap_smoothing)
-        shaping = self.push_point_distance(q) if p.push_point_weight else 0.0
-        return -(p.keypoint_weight * keypoint + p.reach_weight * gap + p.effort_cost * jnp.sum(q[2:4] ** 2)
-                 + p.push_point_weight * shaping)
-
-    def push_point_distance(self, q):
-        """Distance [m] from the pusher to where it should push: each outline point's push (along its inward
-        normal) moves the block with twist ``(n / b_t, (r x n) / b_r)`` (quasi-static, ``r`` from the centre of
-        mass), whose rate of closing the centre-of-mass offset ``dx`` and angle offset ``dth`` to the goal is
-        ``n . dx + dth (r x n)`` (``b_r = b_t rho^2``); normalised by the offset's size these scores weight,
-        by a softmax, the pusher's distances to the points' touching positions."""
-        p = self.params
-        pose, goal = q[4:7], q[7:10]
-        to_block = rotation(pose[2]).T
-        com = jnp.asarray(self.com, q.dtype)
-        goal_com = goal[:2] + rotation(goal[2]) @ com
-        dx = to_block @ (goal_com - pose[:2]) - com  # block frame
-        dth = jnp.arctan2(jnp.sin(goal[2] - pose[2]), jnp.cos(goal[2] - pose[2]))
-        points, normals = jnp.asarray(PUSH_POINTS, q.dtype), jnp.asarray(PUSH_NORMALS, q.dtype)
-        score = normals @ dx + dth * cross2(points - com, normals)
-        rho2 = self.inertia / p.block_mass
-        size = jnp.sqrt(jnp.sum(dx**2) + rho2 * dth**2 + p.distance_eps**2)
-        weights = jax.nn.softmax(score / (size * p.push_point_temperature))
-        touching = points - normals * p.pusher_radius
-        pusher = to_block @ (q[0:2] - pose[:2])
-        dist = jnp.sqrt(jnp.sum((pusher - touching) ** 2, -1) + p.distance_eps**2) - p.distance_eps
-        return weights @ dist
+        return -(p.keypoint_weight * keypoint + p.reach_weight * gap + p.effort_cost * jnp.sum(q[2:4] ** 2))
 
     # ----- task ------------------------------------------------------------------------------------
     def sample_initial_q(self, key):
