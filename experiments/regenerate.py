@@ -38,6 +38,7 @@ JOBS = [
     *[(f"results/adaptive-v2/{task}", "report", _adaptive_v2(task), [])
       for task in ("pointmass1d", "pointmass2d", "franka", "tblock")],
     ("results/hybrid-pointmass2d-hard", "report", ["results/hybrid-pointmass2d-hard/runs"], []),
+    ("results/hybrid-tblock", "report", ["results/hybrid-tblock/runs"], []),
     *[(f"results/ablation-protocol/{task}-equal-{axis}", "report", [f"results/ablation-protocol/runs/{task}-K*-equal-{axis}"],
        ["--thresholds", "results/comparison/thresholds.json"])
       for task in ("pointmass1d", "pointmass2d", "franka", "tblock") for axis in ("env-steps", "updates")],
