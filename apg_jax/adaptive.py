@@ -11,8 +11,9 @@ states and parameters, the per-environment segment gradients ``g_K`` of every le
   reliable length (the least truncated gradient that is not noise), estimated from the batch with the
   sampling noise of both means removed (``ladder_statistics``).
 
-The rule picks the shortest reliable length whose gradient agrees with the reference
-(``cos >= min_cosine``): short segments where they point where the long ones do (more updates per env
+The rule picks the shortest reliable length whose gradient agrees with the reference: its cosine is not
+significantly below ``min_cosine`` (``cos + z * se >= min_cosine``, ``se`` the cosine's jackknife standard
+error over the environments, ``z`` = ``cosine_z``; 0 gives the plain test ``cos >= min_cosine``): short segments where they point where the long ones do (more updates per env
 step), the reference itself where every shorter one is myopic, and never a length whose gradient is noise
 or explodes (chaotic or stiff dynamics). When no length is reliable (near an optimum every gradient is
 mostly noise) the length in use is kept. No statistic is task-specific.
@@ -33,6 +34,7 @@ class LadderStatistics(NamedTuple):
     cosine: jax.Array  #: [R, R] cosines between the lengths' expected gradients, estimated from the batch
     norm: jax.Array  #: [R] norm of the batch-mean gradient
     mean: jax.Array | None = None  #: [R, P] the batch-mean gradients
+    cosine_se: jax.Array | None = None  #: [R, R] jackknife standard errors of ``cosine`` (None: taken as 0)
 
 
 def batch_statistics(samples: jax.Array, batch_size: int | None = None
@@ -53,26 +55,43 @@ def batch_statistics(samples: jax.Array, batch_size: int | None = None
 
 def ladder_statistics(samples: list) -> LadderStatistics:
     """Statistics of per-environment gradients ``samples[i] [N, P]`` of ladder length ``i``, all measured
-    from the same ``N`` environments (paired).
+    from the same ``N`` environments (paired; ``cosine_se`` is 0 for ``N < 3``).
 
     The cosine estimates that of the *expected* gradients: the dot products of the batch means and their
     squared norms are each corrected for their sampling error (``E[m_i . m_j] = mu_i . mu_j + tr C_ij / N``,
     ``C_ij`` the cross-covariance of lengths ``i`` and ``j`` over environments), then clipped to [-1, 1];
     0 (no direction) where a length's estimated squared norm is not positive.
     Uncorrected, noise alone pulls the cosine of two noisy means towards 0 (by ``1/sqrt(1 + 1/snr)`` per
-    side), which made a noisy long reference look as if every shorter length disagreed with it."""
+    side), which made a noisy long reference look as if every shorter length disagreed with it.
+    ``cosine_se`` is the delete-one jackknife standard error of that estimate (closed form, no refits)."""
     n = samples[0].shape[0]
     means, snrs, finites = zip(*(batch_statistics(s) for s in samples))
     means = jnp.stack(means)  # [R, P]
     finite = jnp.stack(finites)
     centred = jnp.stack([jnp.where(ok, s, 0.0) for s, ok in zip(samples, finites)]) - means[:, None, :]
-    cross = jnp.einsum("inp,jnp->ij", centred, centred) / (n - 1)  # tr C_ij, one sample's
-    products = means @ means.T - cross / n  # unbiased estimates of mu_i . mu_j
-    signal = jnp.diagonal(products)  # |mu_i|^2
-    scale = jnp.sqrt(jnp.outer(signal, signal))
+    cross = jnp.einsum("inp,jnp->ij", centred, centred)  # (N - 1) tr C_ij
+    products = means @ means.T - cross / (n * (n - 1))  # unbiased estimates of mu_i . mu_j
+    # the same estimate without environment k, [R, R, N]: mu_i . mu_j from the other N - 1 environments
+    mean_dot_dev = jnp.einsum("ip,jnp->ijn", means, centred)  # m_i . y_jk
+    dev_dot_dev = jnp.einsum("inp,jnp->ijn", centred, centred)  # y_ik . y_jk
+    left_out = ((means @ means.T)[..., None] - (mean_dot_dev + mean_dot_dev.transpose(1, 0, 2)) / (n - 1)
+                + (2.0 * dev_dot_dev - cross[..., None]) / ((n - 1) * max(n - 2, 1)))
+    cosine, positive = _cosines(products)
+    left_out_cosine, left_out_positive = _cosines(left_out)
+    spread = jnp.sum((left_out_cosine - jnp.mean(left_out_cosine, axis=-1, keepdims=True)) ** 2, axis=-1)
+    cosine_se = jnp.where(positive & jnp.all(left_out_positive, axis=-1) & (n >= 3),
+                          jnp.sqrt((n - 1) / n * spread), 0.0)
+    return LadderStatistics(finite, jnp.stack(snrs), cosine, jnp.linalg.norm(means, axis=1), means, cosine_se)
+
+
+def _cosines(products: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(cosine, positive)`` from estimated dot products ``products [R, R, ...]`` of the lengths' expected
+    gradients: clipped to [-1, 1], 0 where either squared norm (the diagonal) is not positive."""
+    signal = jnp.diagonal(products, axis1=0, axis2=1)  # [..., R]
+    signal = jnp.moveaxis(signal, -1, 0)  # [R, ...]
     positive = (signal[:, None] > 0) & (signal[None, :] > 0)
-    cosine = jnp.where(positive, jnp.clip(products / jnp.where(positive, scale, 1.0), -1.0, 1.0), 0.0)
-    return LadderStatistics(finite, jnp.stack(snrs), cosine, jnp.linalg.norm(means, axis=1), means)
+    scale = jnp.sqrt(jnp.where(positive, signal[:, None] * signal[None, :], 1.0))
+    return jnp.where(positive, jnp.clip(products / scale, -1.0, 1.0), 0.0), positive
 
 
 def reliable(stats: LadderStatistics, min_snr: float) -> jax.Array:
@@ -87,12 +106,16 @@ def reference_length(stats: LadderStatistics, min_snr: float) -> tuple[jax.Array
     return jnp.max(jnp.where(ok, positions, -1)).astype(jnp.int32), jnp.any(ok)
 
 
-def choose_length(stats: LadderStatistics, current: jax.Array, min_snr: float, min_cosine: float) -> jax.Array:
+def choose_length(stats: LadderStatistics, current: jax.Array, min_snr: float, min_cosine: float,
+                  cosine_z: float = 0.0) -> jax.Array:
     """Index ``[] int32`` into the ladder chosen by the rule of this module's docstring (``current``: the
-    index in use, kept when no length is reliable)."""
+    index in use, kept when no length is reliable; ``cosine_z``: standard errors of slack in the agreement
+    test)."""
     reference, any_reliable = reference_length(stats, min_snr)
     positions = jnp.arange(stats.snr.shape[0])
-    agrees = stats.cosine[:, jnp.maximum(reference, 0)] >= min_cosine  # NaN (a zero gradient) never agrees
+    column = jnp.maximum(reference, 0)
+    slack = 0.0 if stats.cosine_se is None else cosine_z * stats.cosine_se[:, column]
+    agrees = stats.cosine[:, column] + slack >= min_cosine  # NaN (a zero gradient) never agrees
     candidates = reliable(stats, min_snr) & (agrees | (positions == reference))
     shortest = jnp.argmax(candidates).astype(jnp.int32)  # first True; the reference is always one
     return jnp.where(any_reliable, shortest, jnp.asarray(current, jnp.int32))

@@ -74,7 +74,9 @@ class TrainConfig:
     #: largest (one "macro-update" of the largest length is the unit of env steps); lengths above the horizon
     #: are dropped
     adapt_min_cosine: float = 0.9  #: K is long enough when cos(g_K, g_ref) reaches this (g_ref: the
-    #: gradient of the longest length whose gradient is reliable)
+    #: gradient of the longest length whose gradient is reliable)...
+    adapt_cosine_z: float = 1.645  #: ...or falls short of it by less than this many jackknife standard errors
+    #: (one-sided 5 %: a length is rejected only when its cosine is significantly below adapt_min_cosine)
     adapt_min_snr: float = 1.0  #: a gradient is reliable when its signal-to-noise ratio (batch mean) reaches this
     # ----- hybrid (algo="hybrid": APG's segments, analytic + likelihood-ratio gradient)
     hybrid_bias_z: float = 3.0  #: the analytic gradient is dropped (weight 0) when it differs from the
@@ -224,9 +226,9 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         if config.lr_schedule != "constant":
             raise ConfigError("segment_length='auto' needs lr_schedule='constant' (the number of updates "
                               "depends on the lengths chosen); set lr_schedule=constant")
-        if not -1.0 <= config.adapt_min_cosine <= 1.0 or config.adapt_min_snr < 0.0:
-            raise ConfigError(f"adapt_min_cosine must be in [-1, 1] and adapt_min_snr >= 0, got "
-                              f"{config.adapt_min_cosine}, {config.adapt_min_snr}")
+        if not -1.0 <= config.adapt_min_cosine <= 1.0 or config.adapt_min_snr < 0.0 or config.adapt_cosine_z < 0.0:
+            raise ConfigError(f"adapt_min_cosine must be in [-1, 1], adapt_min_snr >= 0 and adapt_cosine_z >= 0, got "
+                              f"{config.adapt_min_cosine}, {config.adapt_min_snr}, {config.adapt_cosine_z}")
     elif config.segment_length is not None and (isinstance(config.segment_length, str)
                                                  or not 1 <= config.segment_length <= episode_length):
         raise ConfigError(

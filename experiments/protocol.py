@@ -12,8 +12,8 @@ tuned on, an evaluation every 2 % of the budget on 128 starts shared by every se
 (``apg_jax.references``) and the tasks' issue targets, not from the runs. ``final`` trains each
 (task, method) into ``OUT/<task>-<method>`` with its defaults (``apg_jax.config.DEFAULTS``, set from the
 tuning; ``shac`` is APG with SHAC's recipe, ``PRESETS["shac"]``), resuming an interrupted run and
-skipping finished ones; ``ablation`` runs APG's segment lengths (4-64, full) x bootstraps on 5 seeds of
-their own at equal env steps or at equal numbers of actor updates (``ablation_configs``); ``export`` copies every run's ``config.json``, ``metrics.csv`` and
+skipping finished ones; ``ablation`` runs APG's segment lengths (4-64, full; ``auto`` too at equal env steps) x bootstraps on 5
+seeds of their own at equal env steps or at equal numbers of actor updates (``ablation_configs``); ``export`` copies every run's ``config.json``, ``metrics.csv`` and
 ``summary.json`` and every study's ``trials.csv``, ``best.json`` and ``study.journal`` (no checkpoints,
 no policies) where git keeps them, at the same relative paths.
 """
@@ -125,7 +125,8 @@ def ablation_configs(task: str, axis: str) -> dict:
     """``{run name: config}`` of the segment-length ablation, APG's tuned defaults with K and the bootstrap
     varied. ``axis="env_steps"``: every run gets the task's budget; ``axis="updates"``: every run gets the
     number of actor updates the full horizon gets within the budget (so K = 4 sees far fewer env steps),
-    separating the quality of a K-step gradient from the number of updates it buys."""
+    separating the quality of a K-step gradient from the number of updates it buys. At equal env steps the
+    adaptive length (``segment_length="auto"``, with a constant learning rate) runs beside them."""
     from apg_jax.config import default_config
     from apg_jax.envs import make
 
@@ -141,6 +142,11 @@ def ablation_configs(task: str, axis: str) -> dict:
         for bootstrap in ("mc", "critic"):
             configs[f"{task}-K{k or 'full'}-{bootstrap}-equal-{axis.replace('_', '-')}"] = base.replace(
                 segment_length=k, bootstrap=bootstrap, env_steps=steps)
+    if axis == "env_steps":  # the adaptive length against the fixed ones (its number of updates is its own)
+        for bootstrap in ("mc", "critic"):
+            configs[f"{task}-Kauto-{bootstrap}-equal-env-steps"] = default_config(
+                task, "apg", seed=ABLATION_SEEDS[0], num_evals=NUM_EVALS // 2, eval_seed=EVAL_SEED,
+                num_eval_envs=NUM_EVAL_ENVS, segment_length="auto", bootstrap=bootstrap, env_steps=BUDGETS[task])
     return configs
 
 

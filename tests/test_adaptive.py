@@ -92,6 +92,65 @@ def test_ladder_cosine_estimates_the_expected_gradients_cosine():
     assert np.nanmean(corrected) == pytest.approx(0.95, abs=0.03)
 
 
+@pytest.mark.parametrize("estimate, se, z, agrees", [
+    (0.85, 0.05, 1.645, True),   # 0.85 + 0.082 reaches 0.9: not significantly below the threshold
+    (0.85, 0.05, 0.0, False),    # the plain test
+    (0.85, 0.01, 1.645, False),  # precisely measured: significantly below
+    (0.95, 0.00, 1.645, True),
+])
+def test_rule_rejects_a_length_only_when_its_cosine_is_significantly_below_the_threshold(estimate, se, z, agrees):
+    base = stats([5, 5], [0, 0])
+    cosine = jnp.asarray([[1.0, estimate], [estimate, 1.0]])
+    standard_errors = jnp.asarray([[0.0, se], [se, 0.0]])
+    chosen = choose_length(base._replace(cosine=cosine, cosine_se=standard_errors), jnp.asarray(1), 1.0, 0.9, z)
+    assert int(chosen) == (0 if agrees else 1)
+
+
+def correlated_pair(rng, n, dim=40, cosine=0.9, noise=4.0):
+    """Per-environment gradients ``[n, dim]`` of two lengths whose expected gradients are ``cosine`` apart,
+    with noise ``noise`` x the signal per sample, half of it shared (the same environments)."""
+    mu_a = rng.normal(size=dim)
+    orth = rng.normal(size=dim)
+    orth -= orth @ mu_a / (mu_a @ mu_a) * mu_a
+    mu_b = np.linalg.norm(mu_a) * (cosine * mu_a / np.linalg.norm(mu_a) + np.sqrt(1 - cosine**2) * orth / np.linalg.norm(orth))
+    scale = noise * np.linalg.norm(mu_a) / np.sqrt(dim)
+    common = rng.normal(size=(n, dim))
+    return (mu_a + scale * (0.5 * common + rng.normal(size=(n, dim))),
+            mu_b + scale * (0.5 * common + rng.normal(size=(n, dim))))
+
+
+def test_cosine_standard_error_is_the_delete_one_jackknife():
+    """The closed form equals refitting the corrected cosine without each environment in turn (float64)."""
+    a, b = correlated_pair(np.random.default_rng(2), n=12)
+
+    def corrected_cosine(x, y):
+        m = len(x)
+        mx, my = x.mean(0), y.mean(0)
+        products = np.array([[p @ q - (u - p).ravel() @ (v - q).ravel() / (m - 1) / m
+                              for q, v in ((mx, x), (my, y))] for p, u in ((mx, x), (my, y))])
+        return products[0, 1] / np.sqrt(products[0, 0] * products[1, 1])
+
+    left_out = np.array([corrected_cosine(np.delete(a, k, 0), np.delete(b, k, 0)) for k in range(len(a))])
+    expected = np.sqrt((len(a) - 1) / len(a) * np.sum((left_out - left_out.mean()) ** 2))
+    measured = ladder_statistics([jnp.asarray(a), jnp.asarray(b)])
+    assert float(measured.cosine[0, 1]) == pytest.approx(corrected_cosine(a, b), rel=1e-4)
+    assert float(measured.cosine_se[0, 1]) == pytest.approx(expected, rel=1e-3)
+    assert float(measured.cosine_se[0, 0]) == pytest.approx(0.0, abs=1e-6)  # a length agrees with itself exactly
+
+
+def test_cosine_standard_error_matches_the_spread_over_batches():
+    """Over many independent batches (batch-mean SNR about 16) the jackknife standard error is the cosine's
+    actual spread. (At lower SNR it errs large: the clipping at 1 narrows the actual spread.)"""
+    rng = np.random.default_rng(3)
+    estimates, errors = [], []
+    for _ in range(300):
+        a, b = correlated_pair(rng, n=64, noise=2.0)
+        measured = ladder_statistics([jnp.asarray(a), jnp.asarray(b)])
+        estimates.append(float(measured.cosine[0, 1]))
+        errors.append(float(measured.cosine_se[0, 1]))
+    assert np.mean(errors) == pytest.approx(np.std(estimates), rel=0.15)
+
+
 def test_probe_statistics_are_those_of_the_batch_segment_gradients():
     """The probe's per-env gradients average to the batch gradient of each length's training objective,
     from the same states: its norms and cosines match ones computed directly."""

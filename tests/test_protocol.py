@@ -176,8 +176,12 @@ def test_ablation_separates_env_steps_from_updates():
 
     by_steps = protocol.ablation_configs("pointmass1d", "env_steps")
     by_updates = protocol.ablation_configs("pointmass1d", "updates")
-    assert sorted(by_steps) == sorted(n.replace("updates", "env-steps") for n in by_updates)
-    assert len(by_steps) == 2 * 6 and {c.bootstrap for c in by_steps.values()} == {"mc", "critic"}
+    fixed = {n: c for n, c in by_steps.items() if "Kauto" not in n}
+    assert sorted(fixed) == sorted(n.replace("updates", "env-steps") for n in by_updates)
+    assert len(by_updates) == 2 * 6 and {c.bootstrap for c in by_steps.values()} == {"mc", "critic"}
+    auto = [c for n, c in by_steps.items() if "Kauto" in n]  # beside them at equal env steps only
+    assert len(auto) == 2 and all(c.segment_length == "auto" and c.lr_schedule == "constant" for c in auto)
+    assert all(c.seed == fixed_c.seed and c.eval_seed == fixed_c.eval_seed for c in auto for fixed_c in fixed.values())
     updates = {name: schedule(c, 100).num_updates for name, c in by_updates.items()}
     steps = {name: schedule(c, 100).num_updates * schedule(c, 100).steps_per_update for name, c in by_steps.items()}
     assert len(set(updates.values())) == 1  # every K gets the same number of actor updates
