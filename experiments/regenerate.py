@@ -37,6 +37,10 @@ JOBS = [
       for task in ("pointmass1d", "pointmass2d", "franka", "tblock")],
     *[(f"results/adaptive-v2/{task}", "report", _adaptive_v2(task), [])
       for task in ("pointmass1d", "pointmass2d", "franka", "tblock")],
+    *[(f"results/adaptive-v3/{task}", "report", [*fixed, f"results/adaptive-v3/runs/{task}-Kauto-*"], [])
+      for task, fixed in (("pointmass1d", ["results/ablation-protocol/runs/pointmass1d-K[0-9f]*-equal-env-steps"]),
+                          ("pointmass2d", ["results/ablation-protocol/runs/pointmass2d-K[0-9f]*-equal-env-steps"]),
+                          ("franka", ["results/adaptive-franka/runs/franka-apg-K[0-9f]*-mc"]))],
     ("results/hybrid-pointmass2d-hard", "report", ["results/hybrid-pointmass2d-hard/runs"], []),
     ("results/hybrid-tblock", "report", ["results/hybrid-tblock/runs"], []),
     *[(f"results/ablation-protocol/{task}-equal-{axis}", "report", [f"results/ablation-protocol/runs/{task}-K*-equal-{axis}"],
