@@ -85,8 +85,9 @@ def build_grid(args) -> list:
                 length = None if segment in (None, "full") else segment if segment == "auto" else int(segment)
                 if isinstance(length, int) and length > horizon:
                     continue
-                for bootstrap in bootstraps or [base.bootstrap]:
-                    grid.append(base.replace(segment_length=length, bootstrap=bootstrap))
+                for bootstrap in bootstraps or [base.bootstrap]:  # (default_config: auto's constant schedule)
+                    grid.append(default_config(task, algo, preset=preset,
+                                               **{**overrides, "segment_length": length, "bootstrap": bootstrap}))
     return grid
 
 

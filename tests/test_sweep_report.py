@@ -139,6 +139,17 @@ def test_ablation_grid_and_bad_task():
     assert sweep.main(["--tasks", "nosuchtask", "--out", "/tmp/unused"]) == 2
 
 
+def test_auto_in_a_grid_takes_the_constant_schedule_it_needs():
+    """pointmass1d's tuned APG schedule decays; `auto` in a grid gets a constant one, as from `run`, and
+    the fixed lengths beside it keep the tuned schedule (an explicit --set lr_schedule wins)."""
+    args = sweep.parse_args(["--tasks", "pointmass1d", "--algos", "apg", "--segment-lengths", "8,auto"])
+    schedules = {sweep.config_name(c): c.lr_schedule for c in sweep.build_grid(args)}
+    assert schedules == {"pointmass1d-apg-K8-mc": "linear", "pointmass1d-apg-Kauto-mc": "constant"}
+    args = sweep.parse_args(["--tasks", "pointmass1d", "--algos", "apg", "--segment-lengths", "auto",
+                             "--set", "lr_schedule=cosine"])
+    assert [c.lr_schedule for c in sweep.build_grid(args)] == ["cosine"]
+
+
 SHARDED = """
 import json, sys, jax, numpy as np
 from apg_jax.config import default_config
