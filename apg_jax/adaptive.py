@@ -14,9 +14,10 @@ states and parameters, the per-environment segment gradients ``g_K`` of every le
 The rule picks the shortest reliable length whose gradient agrees with the reference: its cosine reaches
 ``min_cosine`` or falls short by less than ``cosine_z`` standard errors (``cos + z * se >= min_cosine``,
 ``se`` the cosine's jackknife standard error over the environments; ``z = 0``, the default, is the plain
-test): short segments where they point where the long ones do (more updates per env step), the reference itself where every shorter one is myopic, and never a length whose gradient is noise
-or explodes (chaotic or stiff dynamics). When no length is reliable (near an optimum every gradient is
-mostly noise) the length in use is kept. No statistic is task-specific.
+test): short segments where they point where the long ones do (more updates per env step), the reference
+itself where every shorter one is myopic, and never a length whose gradient is noise or explodes (chaotic
+or stiff dynamics). When no length is reliable (near an optimum every gradient is mostly noise) the length
+in use is kept. No statistic is task-specific.
 """
 from __future__ import annotations
 
