@@ -43,11 +43,17 @@ def test_tune_records_trials_resumes_and_is_deterministic(tmp_path):
     # an interrupted trial (asked, never told) is finished with its own settings on the next call
     study = tune.open_study(type("Args", (), {"out": str(a), "task": "pointmass1d", "algo": "apg"}))
     pending = study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)})
+    c = tmp_path / "c"  # the interrupted search as git keeps it: journal and small files, no checkpoints
+    protocol.export(str(a), str(c))
+    assert {"study.journal", "trials.csv", "best.json"} <= set(os.listdir(c))
+    assert sorted(os.listdir(c / "trials" / "trial-001")) == ["config.json", "metrics.csv"]
     assert tune.main(tune_args(a, 4)) == 0
     resumed = read_trials(a)
     assert [r["state"] for r in resumed] == ["COMPLETE"] * 4
     assert resumed[:2] == first  # done trials untouched
     assert float(resumed[2]["learning_rate"]) == pytest.approx(pending.params["learning_rate"])
+    assert tune.main(tune_args(c, 4)) == 0  # resumed from the exported copy: the same trials
+    assert read_trials(c) == resumed
 
     # same sampler seed, same trials in a fresh study
     assert tune.main(tune_args(b, 2)) == 0
