@@ -12,6 +12,7 @@ ALGOS = ("apg", "ppo", "hybrid")
 SEGMENT_ALGOS = ("apg", "hybrid")  #: learners that train on segments (APG's machinery)
 AUTO = "auto"
 BOOTSTRAPS = ("mc", "critic")
+ADAPT_PROBES = ("start", "window")  #: how the adaptive rule measures g_K (``TrainConfig.adapt_probe``)
 
 
 class ConfigError(ValueError):
@@ -78,6 +79,9 @@ class TrainConfig:
     adapt_cosine_z: float = 0.0  #: ...or falls short of it by less than this many jackknife standard errors
     #: (e.g. 1.645: rejected only when significantly below; measured in results/adaptive-v3, not the default)
     adapt_min_snr: float = 1.0  #: a gradient is reliable when its signal-to-noise ratio (batch mean) reaches this
+    adapt_probe: str = "start"  #: what g_K is: "start", the gradient of the first K steps from the current
+    #: states; "window", that of the largest length's window cut every K steps (what K-step training follows
+    #: over the window's updates; ``apg_jax.adaptive``)
     # ----- hybrid (algo="hybrid": APG's segments, analytic + likelihood-ratio gradient)
     hybrid_bias_z: float = 3.0  #: the analytic gradient is dropped (weight 0) when it differs from the
     #: likelihood-ratio one by more than this many standard errors of their difference
@@ -226,6 +230,8 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         if config.lr_schedule != "constant":
             raise ConfigError("segment_length='auto' needs lr_schedule='constant' (the number of updates "
                               "depends on the lengths chosen); set lr_schedule=constant")
+        if config.adapt_probe not in ADAPT_PROBES:
+            raise ConfigError(f"unknown adapt_probe '{config.adapt_probe}'; valid: {', '.join(ADAPT_PROBES)}")
         if not -1.0 <= config.adapt_min_cosine <= 1.0 or config.adapt_min_snr < 0.0 or config.adapt_cosine_z < 0.0:
             raise ConfigError(f"adapt_min_cosine must be in [-1, 1], adapt_min_snr >= 0 and adapt_cosine_z >= 0, got "
                               f"{config.adapt_min_cosine}, {config.adapt_min_snr}, {config.adapt_cosine_z}")

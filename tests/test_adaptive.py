@@ -151,11 +151,14 @@ def test_cosine_standard_error_matches_the_spread_over_batches():
     assert np.mean(errors) == pytest.approx(np.std(estimates), rel=0.15)
 
 
-def test_probe_statistics_are_those_of_the_batch_segment_gradients():
+@pytest.mark.parametrize("adapt_probe", ["start", "window"])
+def test_probe_statistics_are_those_of_the_batch_segment_gradients(adapt_probe):
     """The probe's per-env gradients average to the batch gradient of each length's training objective,
-    from the same states: its norms and cosines match ones computed directly."""
+    from the same states: its norms and cosines match ones computed directly. ``start``: the first K
+    steps; ``window``: the 16-step window as consecutive K-step segments, each from the last one's final
+    state with the gradient cut there (a K-step learner's objectives over 16 / K updates)."""
     config = default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="constant", segment_ladder=(4, 8, 16),
-                            num_envs=16, env_steps=16 * 16 * 20, bootstrap="critic")
+                            num_envs=16, env_steps=16 * 16 * 20, bootstrap="critic", adapt_probe=adapt_probe)
     trainer = make_trainer(config)
     state = jax.jit(trainer.init)(jax.random.PRNGKey(3))
     update = jax.jit(trainer.update)
@@ -172,11 +175,17 @@ def test_probe_statistics_are_those_of_the_batch_segment_gradients():
     grads = []
     for k in (4, 8, 16):
         noise = jnp.zeros((k, config.num_envs, env.action_size))
-        objective = lambda p: segment_objective(p, learner.critic_params, learner.obs_stats, learner.env_state,
-                                                reset_state, noise, env=env, actor=actor, critic=critic,
-                                                gamma=config.gamma, bootstrap="critic",
-                                                reward_scale=config.reward_scale)[0]
-        grads.append(jax.flatten_util.ravel_pytree(jax.grad(objective)(learner.actor_params))[0])
+        objective = lambda p, start: segment_objective(p, learner.critic_params, learner.obs_stats, start,
+                                                       reset_state, noise, env=env, actor=actor, critic=critic,
+                                                       gamma=config.gamma, bootstrap="critic",
+                                                       reward_scale=config.reward_scale)
+        start, grad = learner.env_state, 0.0
+        for _ in range(16 // k if adapt_probe == "window" else 1):
+            grad = grad + jax.flatten_util.ravel_pytree(jax.grad(lambda p: objective(p, start)[0])(learner.actor_params))[0]
+            start = objective(learner.actor_params, start)[1].final_state
+        grads.append(grad)
+    if adapt_probe == "window":  # the cuts matter: a 4-step learner does not follow the 16-step gradient
+        assert float(jnp.linalg.norm(grads[0] - grads[2])) > 1e-2 * float(jnp.linalg.norm(grads[2]))
     for measured_mean, grad in zip(measured.mean, grads):
         assert float(jnp.linalg.norm(measured_mean - grad)) < 2e-4 * float(jnp.linalg.norm(grad))
     np.testing.assert_allclose(np.asarray(measured.norm), [float(jnp.linalg.norm(g)) for g in grads], rtol=2e-4)
@@ -244,6 +253,7 @@ def test_auto_held_at_one_length_trains_exactly_as_that_fixed_length(tmp_path):
     (dict(segment_ladder=(128, 256)), "at least one within the horizon 100"),
     (dict(lr_schedule="linear"), "needs lr_schedule='constant'"),
     (dict(adapt_min_cosine=1.5), "adapt_min_cosine must be in \\[-1, 1\\]"),
+    (dict(adapt_probe="middle"), "unknown adapt_probe 'middle'; valid: start, window"),
     (dict(segment_length="automatic"), "'auto', or unset"),
 ])
 def test_auto_rejects_impossible_configurations(overrides, message):

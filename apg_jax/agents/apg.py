@@ -274,11 +274,32 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
 
         return jax.vmap(single, in_axes=(1, 1, 1))(segment.obs, noise, weights)
 
+    def window_gradients(state: APGState, env_state, reset_state, noise, k: int):
+        """Flattened per-environment gradients ``[N, P]`` of the window ``noise [K_max, N, act]`` from
+        ``env_state`` cut every ``k`` steps: the sum of its consecutive ``k``-step segment objectives, each
+        started from the last one's (gradient-cut) final state."""
+        one = lambda tree: jax.tree.map(lambda x: x[None], tree)
+
+        def single(env_state, reset, eps):
+            def window(actor_params):
+                def segment(start, seg_noise):
+                    value, seg = objective(state, actor_params, start, one(reset), seg_noise[:, None])
+                    return seg.final_state, value
+                _, values = jax.lax.scan(segment, one(env_state), eps.reshape(-1, k, eps.shape[-1]))
+                return jnp.sum(values)
+            return ravel_pytree(jax.grad(window)(state.actor_params))[0]
+
+        return jax.vmap(single, in_axes=(0, 0, 1))(env_state, reset_state, noise)
+
     def probe(state: APGState) -> LadderStatistics:
-        """Per-env segment gradients of every ladder length from the current states (the training RNG
-        stream is left untouched)."""
+        """Per-env gradients ``g_K`` of every ladder length from the current states (``config.adapt_probe``:
+        of the first K steps, or of the largest length's window cut every K steps); the training RNG
+        stream is left untouched."""
         reset_state, noise = draw(*jax.random.split(jax.random.fold_in(state.key, PROBE_STREAM)), lengths[-1],
                                   state.env_steps)
+        if config.adapt_probe == "window":
+            return ladder_statistics([window_gradients(state, state.env_state, reset_state, noise, k)
+                                      for k in lengths])
         return ladder_statistics([per_env_gradients(state, state.env_state, reset_state, noise[:k])[2]
                                   for k in lengths])
 
