@@ -31,16 +31,19 @@ def _adaptive_v2(task: str) -> list[str]:
     return ["results/adaptive-%s/runs/%s-apg-K[0-9f]*-mc" % (task, task), f"results/adaptive-v2/runs/{task}-apg-Kauto-mc"]
 
 
+#: the fixed-K runs the later versions of the adaptive length are compared with, per task
+ADAPTIVE_FIXED = {"pointmass1d": ["results/ablation-protocol/runs/pointmass1d-K[0-9f]*-equal-env-steps"],
+                  "pointmass2d": ["results/ablation-protocol/runs/pointmass2d-K[0-9f]*-equal-env-steps"],
+                  "franka": ["results/adaptive-franka/runs/franka-apg-K[0-9f]*-mc"]}
+
 #: (output folder, module, input globs, extra arguments)
 JOBS = [
     *[(f"results/adaptive-{task}", "report", [f"results/adaptive-{task}/runs"], [])
       for task in ("pointmass1d", "pointmass2d", "franka", "tblock")],
     *[(f"results/adaptive-v2/{task}", "report", _adaptive_v2(task), [])
       for task in ("pointmass1d", "pointmass2d", "franka", "tblock")],
-    *[(f"results/adaptive-v3/{task}", "report", [*fixed, f"results/adaptive-v3/runs/{task}-Kauto-*"], [])
-      for task, fixed in (("pointmass1d", ["results/ablation-protocol/runs/pointmass1d-K[0-9f]*-equal-env-steps"]),
-                          ("pointmass2d", ["results/ablation-protocol/runs/pointmass2d-K[0-9f]*-equal-env-steps"]),
-                          ("franka", ["results/adaptive-franka/runs/franka-apg-K[0-9f]*-mc"]))],
+    *[(f"results/{version}/{task}", "report", [*fixed, f"results/{version}/runs/{task}-Kauto-*"], [])
+      for version in ("adaptive-v3", "adaptive-v4") for task, fixed in ADAPTIVE_FIXED.items()],
     ("results/hybrid-pointmass2d-hard", "report", ["results/hybrid-pointmass2d-hard/runs"], []),
     ("results/hybrid-tblock", "report", ["results/hybrid-tblock/runs"], []),
     *[(f"results/ablation-protocol/{task}-equal-{axis}", "report", [f"results/ablation-protocol/runs/{task}-K*-equal-{axis}"],
