@@ -2,7 +2,8 @@
 
 Before the first chunk and between evaluation chunks the learner measures, from its current training
 states and parameters, the per-environment segment gradients ``g_K`` of every length of a ladder
-``K_0 < K_1 < ...`` (powers of two by default). Two statistics decide:
+``K_0 < K_1 < ...`` (powers of two by default): of the first K steps (``adapt_probe="start"``), or of the
+largest length's window cut every K steps (``"window"``). Two statistics decide:
 
 - **reliability**: the signal-to-noise ratio of the batch-mean gradient,
   ``snr = (|mean|^2 - tr(C)/N) / (tr(C)/N)`` over the ``N`` environments (``C`` their covariance; the
