@@ -242,11 +242,13 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
             return state, metrics
         return update
 
+    def one(tree):
+        """A single environment's state as a batch of one."""
+        return jax.tree.map(lambda x: x[None], tree)
+
     def per_env_gradients(state: APGState, env_state, reset_state, noise):
         """Per-environment segment objectives ``[N]``, the batch's ``Segment`` and flattened analytic
         gradients ``[N, P]`` of the segment ``noise [K, N, act]`` from ``env_state``."""
-        one = lambda tree: jax.tree.map(lambda x: x[None], tree)
-
         def single(env_state, reset, eps):
             f = lambda p: objective(state, p, one(env_state), one(reset), eps[:, None])
             (value, segment), grads = jax.value_and_grad(f, has_aux=True)(state.actor_params)
@@ -278,7 +280,6 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
         """Flattened per-environment gradients ``[N, P]`` of the window ``noise [K_max, N, act]`` from
         ``env_state`` cut every ``k`` steps: the sum of its consecutive ``k``-step segment objectives, each
         started from the last one's (gradient-cut) final state."""
-        one = lambda tree: jax.tree.map(lambda x: x[None], tree)
 
         def single(env_state, reset, eps):
             def window(actor_params):
