@@ -192,6 +192,8 @@ def tune(args) -> dict:
         value = run_trial(args, base, to_config_fields(t.params), t.number)
         study.tell(t.number, None if math.isnan(value) else value,
                    state=optuna.trial.TrialState.FAIL if math.isnan(value) else None)
+        print(f"trial {t.number} (resumed): objective {value:.4f} {t.params}", flush=True)
+        write_tables(args, study, space)
     while len(study.get_trials(deepcopy=False)) < args.trials:
         number = len(study.get_trials(deepcopy=False))
         study.sampler = optuna.samplers.TPESampler(seed=args.sampler_seed + number,
