@@ -149,12 +149,10 @@ class PointMass2D(DiffEnv):
     def draw(self, ax, q):
         import matplotlib.patches as patches
 
+        from apg_jax.envs.render import draw_square_arena
+
         p = self.params
-        L = p.arena_half_width
-        ax.set_xlim(-L, L)
-        ax.set_ylim(-L, L)
-        ax.set_aspect("equal")
-        ax.add_patch(patches.Rectangle((-L, -L), 2 * L, 2 * L, fill=False, lw=2, color="k"))
+        draw_square_arena(ax, p.arena_half_width)
         for cx, cy, r in p.obstacles:
             ax.add_patch(patches.Circle((cx, cy), r, color="0.5"))
         ax.add_patch(patches.Circle((q[4], q[5]), p.success_radius, color="tab:green", alpha=0.4))

@@ -38,6 +38,17 @@ def render(env: DiffEnv, states, size_px: int = 320, title: str | None = None) -
     return np.stack(frames)
 
 
+def draw_square_arena(ax, half_width: float) -> None:
+    """Frame ``ax`` on the square ``[-half_width, half_width]^2`` [m] with equal axes and draw its walls."""
+    import matplotlib.patches as patches
+
+    ax.set_xlim(-half_width, half_width)
+    ax.set_ylim(-half_width, half_width)
+    ax.set_aspect("equal")
+    ax.add_patch(patches.Rectangle((-half_width, -half_width), 2 * half_width, 2 * half_width, fill=False, lw=2,
+                                   color="k"))
+
+
 def write_animation(env: DiffEnv, states, path: str, fps: int = 20, every: int = 1,
                     title: str | None = None, titles: list[str] | None = None, columns: int = 2) -> str:
     """Write a GIF of a trajectory ``states [T, state_dim]``, or of several side by side (``[E, T,

@@ -401,12 +401,10 @@ class TBlock(DiffEnv):
     def draw(self, ax, q):
         import matplotlib.patches as patches
 
+        from apg_jax.envs.render import draw_square_arena
+
         p = self.params
-        L = p.half_width
-        ax.set_xlim(-L, L)
-        ax.set_ylim(-L, L)
-        ax.set_aspect("equal")
-        ax.add_patch(patches.Rectangle((-L, -L), 2 * L, 2 * L, fill=False, lw=2, color="k"))
+        draw_square_arena(ax, p.half_width)
         goal_outline = np.asarray(self.vertices(jnp.asarray(q[7:10])))
         block_outline = np.asarray(self.vertices(jnp.asarray(q[4:7])))
         ax.add_patch(patches.Polygon(goal_outline, closed=True, fill=False, ec="tab:green", lw=2))
