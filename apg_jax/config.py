@@ -148,9 +148,10 @@ DEFAULTS: dict[tuple[str, str], dict] = {
                             curriculum=0.6),
     ("tblock", "ppo"): dict(env_steps=5_000_000, num_envs=128, learning_rate=1e-3, lr_schedule="linear",
                             init_log_std=-1.0, curriculum=0.6, ent_coef=0.01),
-    # franka: APG predates the protocol (K=25 reached 100 % success in 0.6M steps; full-horizon BPTT 83 % after
-    # 1M, grad norms ~1e4); PPO the best of 16 equal-effort trials (2 M steps, seeds 100-101, results/tuning/franka-ppo)
-    ("franka", "apg"): dict(env_steps=1_000_000, num_envs=64, learning_rate=1e-3, segment_length=25),
+    # franka: each the best of 16 equal-effort trials (2 M steps, seeds 100-101, results/tuning/franka-{apg,ppo})
+    ("franka", "apg"): dict(env_steps=2_000_000, num_envs=32, learning_rate=1.656e-3, critic_learning_rate=9.798e-4,
+                            lr_schedule="linear", max_grad_norm=2.341, reward_scale=1.0, init_log_std=-1.176,
+                            segment_length=4, bootstrap="mc", exploration_noise=False),
     ("franka", "ppo"): dict(env_steps=2_000_000, num_envs=256, learning_rate=7.544e-4, critic_learning_rate=4.012e-3,
                             lr_schedule="linear", max_grad_norm=1.700, reward_scale=1.0, init_log_std=-1.986,
                             rollout_length=16, ppo_epochs=8, num_minibatches=16, clip_eps=0.3, ent_coef=0.0,

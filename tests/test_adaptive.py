@@ -274,6 +274,6 @@ def test_cli_takes_auto_and_full():
                                 ).segment_length == "auto"
     assert run_cli.build_config(run_cli.parse_args(["--task", "franka", "--segment-length", "full"])
                                 ).segment_length is None
-    assert run_cli.build_config(run_cli.parse_args(["--task", "franka"])).segment_length == 25
+    assert run_cli.build_config(run_cli.parse_args(["--task", "franka"])).segment_length == 4
     with pytest.raises(SystemExit):
         run_cli.parse_args(["--segment-length", "long"])

@@ -52,3 +52,35 @@ def test_readme_results_block_is_regenerated():
         text = f.read()
     block = text.split(regenerate.README_BEGIN, 1)[1].split(regenerate.README_END, 1)[0]
     assert block.strip() == regenerate.readme_block().strip()
+
+
+def finished_searches() -> list:
+    """``(task, algo, best.json)`` of every committed search of our algorithms that ran all its trials."""
+    import glob
+    import os
+
+    from apg_jax.config import DEFAULTS
+
+    found = []
+    for path in sorted(glob.glob(f"{regenerate.ROOT}/results/tuning/*/best.json")):
+        with open(path) as f:
+            best = json.load(f)
+        with open(os.path.join(os.path.dirname(path), "trials.csv")) as f:
+            rows = len(f.read().strip().splitlines()) - 1
+        if (best["task"], best["algo"]) in DEFAULTS and rows >= 16:
+            found.append((best["task"], best["algo"], best))
+    return found
+
+
+@pytest.mark.parametrize("task, algo, best", finished_searches(), ids=lambda v: v if isinstance(v, str) else "")
+def test_a_finished_search_sets_the_defaults(task, algo, best):
+    """Protocol step 1: the best trial's settings (4 significant digits) are the defaults, at the search's budget."""
+    from apg_jax.config import default_config
+
+    config = default_config(task, algo)
+    assert config.env_steps == best["env_steps"]
+    for name, value in best["settings"].items():
+        if isinstance(value, float):
+            assert float(f"{value:.4g}") == pytest.approx(getattr(config, name), rel=1e-12), name
+        else:
+            assert getattr(config, name) == value, name
