@@ -151,7 +151,7 @@ def test_cosine_standard_error_matches_the_spread_over_batches():
     assert np.mean(errors) == pytest.approx(np.std(estimates), rel=0.15)
 
 
-@pytest.mark.parametrize("adapt_probe", ["start", "window"])
+@pytest.mark.parametrize("adapt_probe", ["start", pytest.param("window", marks=pytest.mark.slow)])
 def test_probe_statistics_are_those_of_the_batch_segment_gradients(adapt_probe):
     """The probe's per-env gradients average to the batch gradient of each length's training objective,
     from the same states: its norms and cosines match ones computed directly. ``start``: the first K

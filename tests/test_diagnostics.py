@@ -3,6 +3,7 @@ estimator's statistics."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.flatten_util import ravel_pytree
 
 from apg_jax import envs
@@ -126,6 +127,7 @@ def test_one_segment_is_the_trainers_segment_objective():
                                    ravel_pytree(jax.grad(trainers)(actor_params))[0], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_gradients_command_writes_the_table(tmp_path):
     import csv
 

@@ -19,8 +19,8 @@ from gradcheck import fd_jacobian, relative_error
 
 @pytest.mark.parametrize("task, ranges", [
     ("pointmass1d", {"mass": (0.5, 2.0), "force_scale": (4.0, 6.0)}),
-    ("tblock", {"friction": (0.15, 0.45), "trans_resistance": (0.5, 1.5)}),
-    ("franka", {"link_mass_scale": (0.5, 1.5), "joint_damping": (0.1, 0.3)}),
+    pytest.param("tblock", {"friction": (0.15, 0.45), "trans_resistance": (0.5, 1.5)}, marks=pytest.mark.slow),
+    pytest.param("franka", {"link_mass_scale": (0.5, 1.5), "joint_damping": (0.1, 0.3)}, marks=pytest.mark.slow),
 ])
 def test_values_are_drawn_per_reset_held_and_act_as_the_task_at_those_values(task, ranges):
     """Values within their ranges and different per reset; a step holds them and equals the task built
