@@ -140,7 +140,7 @@ def plot_task(runs: list[Run], task: str, thresholds: list, path: str) -> str:
             for ax in axes[row]:
                 ax.axhline(threshold["value"], color="k", ls="--", lw=1)
     for ax in axes[0]:  # returns span orders of magnitude between an untrained and a trained policy
-        ax.set_yscale("symlog", linthresh=max(1.0, *(abs(t["value"]) for t in thresholds if t["column"] == "eval_return")))
+        ax.set_yscale("symlog", linthresh=max([1.0, *(abs(t["value"]) for t in thresholds if t["column"] == "eval_return")]))
         ax.set_ylim(top=max(top, 0.0) + 0.5)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"{task}: interquartile mean over seeds, 95 % stratified-bootstrap band; dashed: thresholds "

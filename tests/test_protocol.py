@@ -146,6 +146,16 @@ def test_compare_flags_unpaired_evaluation(tmp_path):
     assert not summary["pointmass1d"]["paired_evaluation"]
 
 
+def test_figure_is_drawn_for_a_task_with_only_a_success_threshold(tmp_path):
+    """franka's only threshold is 95 % success: the return axis then has no threshold to scale by."""
+    write_run(tmp_path / "runs", "franka-apg", "franka", "apg", [-1.0, -2.0, -1.5])
+    with open(tmp_path / "thr.json", "w") as f:
+        json.dump({"franka": [{"column": "eval_success", "value": 0.95, "source": "test"}]}, f)
+    compare.write_comparison([str(tmp_path / "runs")], str(tmp_path / "thr.json"), str(tmp_path / "out"))
+    with open(tmp_path / "out" / "franka_curves.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 def test_export_keeps_only_the_small_files(tmp_path):
     run = write_run(tmp_path / "sweep" / "pointmass1d", "pointmass1d-apg", "pointmass1d", "apg", [-1.0])
     open(os.path.join(run, "checkpoint.msgpack"), "wb").write(b"x" * 100)
