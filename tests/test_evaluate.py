@@ -12,6 +12,9 @@ from apg_jax.normalization import init_stats
 from experiments import evaluate
 from experiments import run as run_cli
 
+# one worker trains the module's run and runs every test that reads it (pytest -n 2 --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("trained_run")
+
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
