@@ -13,7 +13,9 @@ its ``bootstrap_on_timeout`` needs a task-specific ``info["time_out"]`` that our
 clock, do not set), its networks' parameterisation (tanh-Normal policy with a state-dependent
 scale), its initialisation and its optimizer details. The run directory has our format
 (``apg_jax.rundir``: ``config.json``, ``metrics.csv``, ``summary.json``, ``learning_curves.png``) plus
-``brax_settings.json``. Evaluation return and success are from our evaluator (deterministic policy, the
+``brax_settings.json`` and ``seeds_done.json``. Seeds train one after another; brax's trainers keep no
+checkpoint, so the same command after an interruption keeps the finished seeds (listed in
+``seeds_done.json``, their rows in ``metrics.csv``) and retrains the unfinished one from its start. Evaluation return and success are from our evaluator (deterministic policy, the
 seed's fixed evaluation starts) after every brax evaluation for PPO; brax's APG trainer hands out no
 parameters before the end, so its intermediate rows carry brax's own evaluation return (deterministic,
 128 fresh starts, full horizon) and success only at the last row, from our evaluator.
@@ -121,7 +123,24 @@ def train_seed(config, seed: int, on_eval) -> None:
     on_eval(epochs * steps_per_epoch, wall(), our_evaluation(make_policy, params), True)
 
 
+SEEDS_DONE = "seeds_done.json"
+
+
+def finished_seeds(out_dir: str) -> tuple[list[int], list[dict]]:
+    """Seeds an earlier (interrupted) run of ``out_dir`` finished, and their ``metrics.csv`` rows."""
+    from apg_jax import rundir
+
+    path = os.path.join(out_dir, SEEDS_DONE)
+    if not os.path.exists(path):
+        return [], []
+    with open(path) as f:
+        done = [int(s) for s in json.load(f)["seeds"]]
+    return done, [r for r in rundir.read_metrics(out_dir) if r["seed"] in done]
+
+
 def run_baseline(config, num_seeds: int, out_dir: str, progress: bool = True) -> list[dict]:
+    """Train seeds ``config.seed ...`` one after another (skipping those ``out_dir`` already finished);
+    returns every seed's ``metrics.csv`` rows."""
     from apg_jax import rundir
     from apg_jax.envs import make
     from apg_jax.plots import plot_learning_curves
@@ -135,8 +154,10 @@ def run_baseline(config, num_seeds: int, out_dir: str, progress: bool = True) ->
         grads_per_update = config.ppo_epochs * config.num_minibatches
     else:
         per_update, grads_per_update = settings["num_envs"] * settings["horizon_length"], 1
-    rows: list[dict] = []
+    done, rows = finished_seeds(out_dir)
     for seed in range(config.seed, config.seed + num_seeds):
+        if seed in done:
+            continue
         mine: list[dict] = []
 
         def on_eval(env_steps, wall, values, final):
@@ -153,6 +174,8 @@ def run_baseline(config, num_seeds: int, out_dir: str, progress: bool = True) ->
 
         train_seed(config, seed, on_eval)
         rows += mine
+        done.append(seed)
+        rundir.write_atomic(os.path.join(out_dir, SEEDS_DONE), json.dumps({"seeds": done}).encode())
     final_return, final_success = rundir.final_numbers(rows)
     last = [r for r in rows if r["chunk"] == max(r["chunk"] for r in rows)]
     rundir.write_summary(out_dir, {"trainer": f"brax {config.algo}", "final_eval_return": final_return,

@@ -138,7 +138,7 @@ def run_trial(args, base, values: dict, number: int) -> float:
 
     config = base.replace(**values)
     out_dir = os.path.join(args.out, "trials", f"trial-{number:03d}")
-    if args.algo == "brax_ppo":  # seeds one after another, restarted from scratch after an interruption
+    if args.algo == "brax_ppo":  # seeds one after another; an interrupted trial keeps its finished seeds
         from experiments.brax_baseline import run_baseline
 
         rows = run_baseline(config, args.seeds, out_dir, progress=not args.no_progress)

@@ -82,3 +82,35 @@ def test_brax_trainers_learn_pointmass1d_through_the_registry(tmp_path, algo, bu
     assert rows[-1]["eval_success"] > 0.9
     for name in ("config.json", "summary.json", "brax_settings.json", "learning_curves.png"):
         assert (out / name).stat().st_size > 0
+
+
+def test_brax_baseline_resumes_after_the_last_finished_seed(tmp_path, monkeypatch):
+    """An interrupted multi-seed baseline keeps its finished seeds' rows and retrains only the rest."""
+    from apg_jax import rundir
+    from apg_jax.config import default_config
+    from experiments import brax_baseline
+
+    config = default_config("pointmass1d", "ppo", seed=7, env_steps=4096)
+    trained = []
+
+    def fake_train(config, seed, on_eval, interrupt_at=None):
+        trained.append(seed)
+        for i in range(3):
+            if seed == interrupt_at and i == 1:
+                raise KeyboardInterrupt
+            on_eval(1000 * i, 0.5 * i, {"eval_return": -float(seed + i), "eval_success": 0.0}, i == 2)
+
+    monkeypatch.setattr(brax_baseline, "train_seed", lambda c, s, e: fake_train(c, s, e, interrupt_at=9))
+    with pytest.raises(KeyboardInterrupt):
+        brax_baseline.run_baseline(config, 3, str(tmp_path), progress=False)
+    assert trained == [7, 8, 9]
+    assert sorted({r["seed"] for r in rundir.read_metrics(str(tmp_path))}) == [7, 8, 9]  # 9 half-written
+
+    trained.clear()
+    monkeypatch.setattr(brax_baseline, "train_seed", fake_train)
+    rows = brax_baseline.run_baseline(config, 3, str(tmp_path), progress=False)
+    assert trained == [9]
+    expected = [(s, i, -float(s + i)) for s in (7, 8, 9) for i in range(3)]
+    assert [(r["seed"], r["chunk"], r["eval_return"]) for r in rows] == expected
+    on_disk = rundir.read_metrics(str(tmp_path))
+    assert [(r["seed"], r["chunk"], r["eval_return"]) for r in on_disk] == expected
