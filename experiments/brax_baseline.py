@@ -15,8 +15,9 @@ scale), its initialisation and its optimizer details. The run directory has our 
 (``apg_jax.rundir``: ``config.json``, ``metrics.csv``, ``summary.json``, ``learning_curves.png``) plus
 ``brax_settings.json`` and ``seeds_done.json``. Seeds train one after another; brax's trainers keep no
 checkpoint, so the same command after an interruption keeps the finished seeds (listed in
-``seeds_done.json``, their rows in ``metrics.csv``) and retrains the unfinished one from its start. Evaluation return and success are from our evaluator (deterministic policy, the
-seed's fixed evaluation starts) after every brax evaluation for PPO; brax's APG trainer hands out no
+``seeds_done.json``, their rows in ``metrics.csv``) and retrains the unfinished one from its start.
+Evaluation return and success are from our evaluator (deterministic policy, the seed's fixed evaluation
+starts) after every brax evaluation for PPO; brax's APG trainer hands out no
 parameters before the end, so its intermediate rows carry brax's own evaluation return (deterministic,
 128 fresh starts, full horizon) and success only at the last row, from our evaluator.
 """
