@@ -13,7 +13,8 @@ tuned on, an evaluation every 2 % of the budget on 128 starts shared by every se
 (task, method) into ``OUT/<task>-<method>`` with its defaults (``apg_jax.config.DEFAULTS``, set from the
 tuning; ``shac`` is APG with SHAC's recipe, ``PRESETS["shac"]``), resuming an interrupted run and
 skipping finished ones; ``ablation`` runs APG's segment lengths (4-64, full; ``auto`` too at equal env steps) x bootstraps on 5
-seeds of their own at equal env steps or at equal numbers of actor updates (``ablation_configs``); ``export`` copies every run's ``config.json``, ``metrics.csv`` and
+seeds of their own at equal env steps or at equal numbers of actor updates (``ablation_configs``; the
+full horizon, the same configuration on both axes, is trained once and copied); ``export`` copies every run's ``config.json``, ``metrics.csv`` and
 ``summary.json`` and every study's ``trials.csv``, ``best.json`` and ``study.journal`` (no checkpoints,
 no policies) where git keeps them, at the same relative paths.
 """
@@ -150,14 +151,33 @@ def ablation_configs(task: str, axis: str) -> dict:
     return configs
 
 
+def finished_twin(task: str, axis: str, config, out: str) -> str | None:
+    """The finished run under ``out`` of the other axis with the same configuration, if any (the full
+    horizon is one configuration on both axes: it gets the whole budget in either)."""
+    other = "updates" if axis == "env_steps" else "env_steps"
+    for name, twin in ablation_configs(task, other).items():
+        twin_dir = os.path.join(out, name)
+        if twin == config and os.path.exists(os.path.join(twin_dir, "summary.json")):
+            return twin_dir
+    return None
+
+
 def run_ablation(task: str, axis: str, out: str, progress: bool = True) -> list[str]:
+    """Train (or resume) every ``ablation_configs(task, axis)`` run into ``out/<name>``; a finished run of
+    the same configuration on the other axis is copied instead of trained again (same seeds, same result).
+    Returns the run directories."""
     from experiments.runner import run_experiment
 
     done = []
     for name, config in ablation_configs(task, axis).items():
         run_dir = os.path.join(out, name)
         if not os.path.exists(os.path.join(run_dir, "summary.json")):
-            run_experiment(config, len(ABLATION_SEEDS), run_dir, progress=progress)
+            twin = finished_twin(task, axis, config, out)
+            if twin is not None:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                shutil.copytree(twin, run_dir)
+            else:
+                run_experiment(config, len(ABLATION_SEEDS), run_dir, progress=progress)
         done.append(run_dir)
     return done
 

@@ -205,6 +205,36 @@ def test_ablation_separates_env_steps_from_updates():
     assert by_updates["pointmass1d-K4-mc-equal-updates"].env_steps * 25 == by_updates["pointmass1d-Kfull-mc-equal-updates"].env_steps
 
 
+def test_ablation_trains_an_identical_full_horizon_once_for_both_axes(tmp_path, monkeypatch):
+    from experiments import runner
+
+    trained = []
+
+    def fake_run(config, num_seeds, out_dir, progress=True):
+        trained.append(os.path.basename(out_dir))
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "summary.json"), "w") as f:
+            json.dump({"env_steps": config.env_steps, "segment_length": config.segment_length}, f)
+
+    monkeypatch.setattr(runner, "run_experiment", fake_run)
+    protocol.run_ablation("franka", "updates", str(tmp_path))
+    assert len(trained) == 12
+    trained.clear()
+    done = protocol.run_ablation("franka", "env_steps", str(tmp_path))
+    copied = {"franka-Kfull-mc-equal-env-steps", "franka-Kfull-critic-equal-env-steps"}
+    assert len(done) == 14 and set(trained) == {os.path.basename(d) for d in done} - copied
+    for bootstrap in ("mc", "critic"):
+        with open(tmp_path / f"franka-Kfull-{bootstrap}-equal-env-steps" / "summary.json") as f:
+            assert json.load(f) == {"env_steps": protocol.BUDGETS["franka"], "segment_length": None}
+    k4 = protocol.ablation_configs("franka", "env_steps")["franka-K4-mc-equal-env-steps"]
+    assert protocol.finished_twin("franka", "env_steps", k4, str(tmp_path)) is None  # K = 4 differs by axis
+    # pointmass1d's full horizon gets 998,400 steps at equal updates, the 1 M budget at equal env steps:
+    # not the same configuration, so both are trained
+    full = protocol.ablation_configs("pointmass1d", "env_steps")["pointmass1d-Kfull-mc-equal-env-steps"]
+    protocol.run_ablation("pointmass1d", "updates", str(tmp_path))
+    assert protocol.finished_twin("pointmass1d", "env_steps", full, str(tmp_path)) is None
+
+
 def test_tune_brax_ppo_trains_brax_with_the_sampled_settings(tmp_path, monkeypatch):
     from experiments import brax_baseline
 
