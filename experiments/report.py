@@ -11,8 +11,9 @@ confidence band over seeds) and, where APG ran with several segment lengths, ``<
 Threshold, per task: ``initial + 0.9 (best - initial)``, where ``initial`` is the mean evaluation return
 before training over all runs of the task and ``best`` the best final mean return of any configuration:
 90 % of the best improvement; with ``--thresholds FILE`` (``experiments.protocol thresholds``) the
-task's fixed ``eval_return`` threshold instead. A configuration reaches it at the first evaluation whose mean over seeds
-is at or above it (no interpolation between evaluations).
+task's first fixed threshold instead, on its own column (franka: ``eval_success`` 0.95). A configuration
+reaches it at the first evaluation whose mean over seeds of that column (``eval_return`` unless fixed
+otherwise) is at or above it (no interpolation between evaluations).
 """
 from __future__ import annotations
 
@@ -101,23 +102,23 @@ def first_reaching(x: np.ndarray, y: np.ndarray, threshold: float):
 
 def summarize(runs: list[Run], fixed_thresholds: dict | None = None) -> dict:
     """Per task: threshold and one entry per configuration (see the module docstring).
-    ``fixed_thresholds`` (``experiments.protocol thresholds``' file): a task's ``eval_return`` threshold
-    there replaces the one derived from the runs."""
+    ``fixed_thresholds`` (``experiments.protocol thresholds``' file): a task's first threshold there
+    (column and value) replaces the return threshold derived from the runs."""
     out = {}
     for task in sorted({r.task for r in runs}):
         mine = [r for r in runs if r.task == task]
         initial = float(np.mean([r.curve("eval_return")[:, 0].mean() for r in mine]))
         best = max(float(r.curve("eval_return")[:, -1].mean()) for r in mine)
-        threshold = initial + THRESHOLD_FRACTION * (best - initial)
-        fixed = [t["value"] for t in (fixed_thresholds or {}).get(task, []) if t["column"] == "eval_return"]
-        threshold = fixed[0] if fixed else threshold
+        fixed = (fixed_thresholds or {}).get(task, [])
+        column = fixed[0]["column"] if fixed else "eval_return"
+        threshold = fixed[0]["value"] if fixed else initial + THRESHOLD_FRACTION * (best - initial)
         entries = []
         horizon = _horizon(task)
         order = lambda r: (r.config["algo"], segment_order(r.config.get("segment_length"), horizon),
                            r.config.get("bootstrap"))
         for run in sorted(mine, key=order):
             ret, suc = run.curve("eval_return"), run.curve("eval_success")
-            mean_return = ret.mean(0)
+            mean_column = run.curve(column).mean(0)
             ret_mean, ret_ci = mean_ci(ret[:, -1])
             suc_mean, suc_ci = mean_ci(suc[:, -1])
             auc_mean, auc_ci = mean_ci(area_under_curve(run.curve("env_steps"), ret))
@@ -130,7 +131,7 @@ def summarize(runs: list[Run], fixed_thresholds: dict | None = None) -> dict:
                 "final_success": float(suc_mean), "final_success_ci": float(suc_ci),
                 "auc": float(auc_mean), "auc_ci": float(auc_ci),
                 "env_steps": float(run.curve("env_steps")[0, -1]),
-                **{f"{key}_to_threshold": first_reaching(run.curve(key).mean(0), mean_return, threshold)
+                **{f"{key}_to_threshold": first_reaching(run.curve(key).mean(0), mean_column, threshold)
                    for key, _ in AXES},
                 "grad_norm_median": float(np.nanmedian(grad)) if grad.size else None,
                 "grad_norm_max": float(np.nanmax(grad)) if grad.size else None,
@@ -143,6 +144,7 @@ def summarize(runs: list[Run], fixed_thresholds: dict | None = None) -> dict:
                 mine_ = e[f"{key}_to_threshold"]
                 e[f"{key}_ratio_to_ppo"] = mine_ / ref if (mine_ is not None and ref) else None
         out[task] = {"initial_return": initial, "best_final_return": best, "threshold": threshold,
+                     "threshold_column": column,
                      "horizon": horizon, "configurations": entries}
     return out
 
@@ -285,14 +287,15 @@ def _steps(value) -> str:
 def markdown(summary: dict, figures: dict) -> str:
     lines = ["# Results", "",
              f"Threshold per task (unless fixed by --thresholds, as in the task's line below): initial return + "
-             f"{THRESHOLD_FRACTION:.0%} of the best improvement of any configuration; steps are those of the first evaluation whose seed-mean return reaches it. "
+             f"{THRESHOLD_FRACTION:.0%} of the best improvement of any configuration; steps are those of the first evaluation whose seed mean of the threshold's column (the return unless the line names another) reaches it. "
              "± is the 95 % confidence half-width over seeds; AUC is the evaluation return averaged over the "
              "run (area under the learning curve over env steps, per seed); ratios are this row / PPO "
              "(below 1: fewer).", ""]
     for task, data in summary.items():
         lines += [f"## {task}", "",
                   f"Initial return {data['initial_return']:.3f}, best final {data['best_final_return']:.3f}, "
-                  f"threshold {data['threshold']:.3f}.", "",
+                  f"threshold {data['threshold']:.3f}"
+                  f"{'' if data['threshold_column'] == 'eval_return' else ' on ' + data['threshold_column']}.", "",
                   "| configuration | seeds | env steps | final return | final success | mean return over the run "
                   "(AUC) | env steps to thr. | grad steps to thr. | wall-clock to thr. [s] | env-step ratio | "
                   "grad-step ratio |",
@@ -338,7 +341,7 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+", help="run directories or directories of runs")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--thresholds", default=None,
-                   help="thresholds.json of experiments.protocol: its eval_return threshold replaces the derived one")
+                   help="thresholds.json of experiments.protocol: a task's first threshold replaces the derived one")
     args = p.parse_args(argv)
     write_report(args.runs, args.out, args.thresholds)
     print(f"report in {os.path.abspath(os.path.join(args.out, 'report.md'))}")

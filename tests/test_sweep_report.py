@@ -74,6 +74,19 @@ def test_report_tables_hold_the_numbers_the_synthetic_runs_imply(synthetic_runs,
     assert refixed["pointmass1d"]["threshold"] == -4.5
     assert {e["name"]: e for e in refixed["pointmass1d"]["configurations"]}["pointmass1d-apg-K50-critic"][
         "env_steps_to_threshold"] is not None
+    assert refixed["pointmass1d"]["threshold_column"] == "eval_return" and summary["threshold_column"] == "eval_return"
+    # a fixed threshold on another column is met on that column's seed mean: success (return > -1.95 per
+    # seed) reaches 1/3 at APG's 3rd evaluation (returns -2.1, -2.0, -1.9; on the return it was the 4th)
+    # and PPO's 4th (-1.9, -1.8, -1.7)
+    on_success = {"pointmass1d": [{"column": "eval_success", "value": 0.3, "source": "test"}]}
+    (tmp_path / "thr-success.json").write_text(json.dumps(on_success))
+    by_success = report.write_report([str(synthetic_runs)], str(tmp_path / "succ"), str(tmp_path / "thr-success.json"))
+    rows_s = {e["name"]: e for e in by_success["pointmass1d"]["configurations"]}
+    assert by_success["pointmass1d"]["threshold_column"] == "eval_success"
+    assert rows_s["pointmass1d-apg-Kfull-mc"]["env_steps_to_threshold"] == 200
+    assert rows_s["pointmass1d-ppo"]["env_steps_to_threshold"] == 600
+    assert rows_s["pointmass1d-apg-K50-critic"]["env_steps_to_threshold"] is None  # returns never above -1.95
+    assert "threshold 0.300 on eval_success." in (tmp_path / "succ" / "report.md").read_text()
     text = (out / "report.md").read_text()
     assert "| pointmass1d-apg-Kfull-mc | 3 | 400 | -1.000 ± 0.248 | 1.00 ± 0.00 | -3.375 ± 0.248 |" in text
     assert "not reached" in text and "| 0.500 | 0.100 |" in text
