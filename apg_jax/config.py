@@ -82,6 +82,8 @@ class TrainConfig:
     adapt_probe: str = "start"  #: what g_K is: "start", the gradient of the first K steps from the current
     #: states; "window", that of the largest length's window cut every K steps (what K-step training follows
     #: over the window's updates; measured in results/adaptive-v4: better on franka, worse on the point masses)
+    adapt_reset_optimizer: bool = False  #: restart the actor's Adam moments when K changes (its second moment
+    #: is calibrated to the old length's gradient scale, which grows steeply with K)
     # ----- hybrid (algo="hybrid": APG's segments, analytic + likelihood-ratio gradient)
     hybrid_bias_z: float = 3.0  #: the analytic gradient is dropped (weight 0) when it differs from the
     #: likelihood-ratio one by more than this many standard errors of their difference

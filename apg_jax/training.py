@@ -117,6 +117,8 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
         if config.algo in SEGMENT_ALGOS:
             metrics["segment_length"] = jnp.asarray(lengths, jnp.float32)[state.length_index]
         index, stats = choose(learner, state.length_index)
+        if config.adapt_reset_optimizer and len(branches) > 1:
+            learner = restart_actor_optimizer(learner, index != state.length_index)
         state = TrainState(learner, state.eval_key, state.updates + updates, index)
         return state, {**metrics, **stats, **evaluate_state(state)}
 
@@ -124,6 +126,13 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
         return jax.lax.scan(lambda s, _: chunk(s), init(key), None, length=sched.num_chunks)
 
     return Trainer(env, config, sched, actor, init, learner_updates[0], chunk, evaluate_state, train)
+
+
+def restart_actor_optimizer(learner, restart: jax.Array):
+    """``learner`` with its actor's optimizer state back at its initial value where ``restart`` ([] bool):
+    every leaf of the clip-then-Adam chain's state (moments, step counts) starts at zero."""
+    fresh = lambda x: jnp.where(restart, jnp.zeros_like(x), x)
+    return learner.replace(actor_opt=jax.tree.map(fresh, learner.actor_opt))
 
 
 def evaluation_key(config: TrainConfig, seed_key: jax.Array) -> jax.Array:

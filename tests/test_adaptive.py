@@ -10,6 +10,7 @@ from apg_jax.adaptive import LadderStatistics, batch_statistics, choose_length, 
 from apg_jax.agents.apg import PROBE_STREAM, segment_objective
 from apg_jax.envs.batch import reset_batch
 from apg_jax.networks import make_networks
+from apg_jax.optim import make_optimizer
 from apg_jax.rundir import read_metrics
 from apg_jax.training import make_trainer
 from experiments import run as run_cli
@@ -210,6 +211,31 @@ def test_every_length_runs_in_one_compiled_program(compiles):
         if seen is None:
             seen = len(compiles)
     assert len(compiles) == seen, "changing segment lengths recompiled the chunk"
+
+
+def test_a_length_change_restarts_the_actor_optimizer_only_where_it_happens():
+    """``adapt_reset_optimizer``: seeds whose length changes start the next chunk with Adam's initial state
+    (moments and step count zero, as ``make_optimizer(...).init`` gives); a seed that keeps its length keeps
+    its moments."""
+    config = default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="constant", segment_ladder=(4, 8, 16),
+                            num_envs=8, env_steps=8 * 16 * 2 * 4, num_evals=4, adapt_min_snr=0.0, adapt_min_cosine=-1.0,
+                            adapt_reset_optimizer=True)  # every gradient passes: the rule picks K = 4
+    trainer = make_trainer(config)
+    states = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.PRNGKey(0), 3))
+    states = states.replace(length_index=jnp.asarray([0, 1, 2], jnp.int32))
+    states, _ = jax.jit(batch_seeds(trainer))(states)
+    np.testing.assert_array_equal(states.length_index, [0, 0, 0])
+    fresh = make_optimizer(config.learning_rate, config.max_grad_norm, "constant", 1, config.adam_betas).init(
+        jax.tree.map(lambda x: x[0], states.learner.actor_params))
+    for seed, restarted in enumerate([False, True, True]):
+        opt = jax.tree.map(lambda x: x[seed], states.learner.actor_opt)
+        same = [bool(jnp.array_equal(a, b)) for a, b in zip(jax.tree.leaves(opt), jax.tree.leaves(fresh))]
+        assert all(same) == restarted, (seed, same)  # (kept: some leaves, e.g. an unused log-std's, stay 0)
+    trainer = make_trainer(config.replace(adapt_reset_optimizer=False))
+    states = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.PRNGKey(0), 3))
+    states, _ = jax.jit(batch_seeds(trainer))(states.replace(length_index=jnp.asarray([0, 1, 2], jnp.int32)))
+    counts = [int(jax.tree.leaves(jax.tree.map(lambda x: x[s], states.learner.actor_opt))[0]) for s in range(3)]
+    assert min(counts) > 0, "without the flag no seed restarts"
 
 
 def strip_wall(rows):
