@@ -216,6 +216,11 @@ def validate(config: TrainConfig, episode_length: int) -> None:
 
     if config.task not in task_names():
         raise ConfigError(f"unknown task '{config.task}'; valid tasks: {', '.join(task_names())}")
+    for field in dataclasses.fields(config):  # a string 'false' would count as True
+        value = getattr(config, field.name)
+        if isinstance(field.default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{field.name} must be True or False, got {value!r} ({type(value).__name__}); "
+                              f"e.g. --set {field.name}=True")
     if config.algo not in ALGOS:
         raise ConfigError(f"unknown algo '{config.algo}'; valid: {', '.join(ALGOS)}")
     if config.bootstrap not in BOOTSTRAPS:

@@ -8,12 +8,16 @@ import os
 
 def parse_overrides(pairs: list[str]) -> dict:
     """``["name=value", ...]`` -> ``{name: value}``; values are Python literals where they parse as one
-    (``3e-4``, ``True``, ``(64, 64)``), else strings; ``-`` in names becomes ``_``."""
+    (``3e-4``, ``True``, ``(64, 64)``; ``true``/``false`` in any case are booleans too), else strings; ``-``
+    in names becomes ``_``."""
     out = {}
     for pair in pairs:
         if "=" not in pair:
             raise SystemExit(f"--set expects NAME=VALUE, got '{pair}'")
         name, value = pair.split("=", 1)
+        if value.strip().lower() in ("true", "false"):
+            out[name.strip().replace("-", "_")] = value.strip().lower() == "true"
+            continue
         try:
             out[name.strip().replace("-", "_")] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -50,6 +54,8 @@ def config_name(config) -> str:
     name = f"{config.task}-{config.algo}"
     if config.algo in ("apg", "hybrid"):
         name += f"-K{config.segment_length or 'full'}-{config.bootstrap}"
+    if config.segment_length == "auto" and config.adapt_reset_optimizer:
+        name += "-restart"
     if config.algo == "hybrid" and config.hybrid_reuse_epochs:
         name += f"-reuse{config.hybrid_reuse_epochs}"
     for key, value in sorted(config.env_params.items()):

@@ -14,6 +14,7 @@ from apg_jax.optim import make_optimizer
 from apg_jax.rundir import read_metrics
 from apg_jax.training import make_trainer
 from experiments import run as run_cli
+from experiments.cli import config_name
 from experiments.runner import batch_seeds, run_experiment
 
 nan = float("nan")
@@ -303,3 +304,11 @@ def test_cli_takes_auto_and_full():
     assert run_cli.build_config(run_cli.parse_args(["--task", "franka"])).segment_length == 4
     with pytest.raises(SystemExit):
         run_cli.parse_args(["--segment-length", "long"])
+
+
+def test_the_optimizer_restart_is_named_in_the_configuration_label():
+    auto = default_config("franka", "apg", segment_length="auto", bootstrap="mc")
+    assert config_name(auto) == "franka-apg-Kauto-mc"
+    assert config_name(auto.replace(adapt_reset_optimizer=True)) == "franka-apg-Kauto-mc-restart"
+    assert config_name(default_config("franka", "apg", segment_length=8, adapt_reset_optimizer=True,
+                                      bootstrap="mc")) == "franka-apg-K8-mc"  # no length changes: no restart

@@ -85,6 +85,7 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     (["--seeds", "0"], "--seeds must be >= 1"),
     (["--set", "curriculum=1.5"], "curriculum must be a fraction of env_steps in [0, 1]"),
     (["--set", "curriculum=0.5"], "task 'pointmass1d' has no curriculum"),
+    (["--set", "exploration_noise=no"], "exploration_noise must be True or False, got 'no' (str)"),
 ])
 def test_invalid_configurations_stop_before_compilation(args, message, tmp_path, compiles, capsys):
     out = tmp_path / "x"
@@ -110,3 +111,9 @@ def test_progress_is_one_plain_line_per_evaluation_off_a_terminal(tmp_path, caps
     lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("apg/pointmass1d eval")]
     assert [l.split()[2] for l in lines] == ["1/4", "2/4", "3/4", "4/4"]
     assert all("eval_return=" in l and "success=" in l for l in lines)
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("False", False), ("TRUE", True), ("false", False)])
+def test_set_reads_true_and_false_in_any_case_as_booleans(text, value):
+    parsed = run_cli.build_config(run_cli.parse_args(["--task", "pointmass1d", "--set", f"exploration_noise={text}"]))
+    assert parsed.exploration_noise is value
