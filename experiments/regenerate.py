@@ -44,9 +44,9 @@ JOBS = [
       for task in ("pointmass1d", "pointmass2d", "franka", "tblock")],
     *[(f"results/{version}/{task}", "report", [*fixed, f"results/{version}/runs/{task}-Kauto-*"], [])
       for version in ("adaptive-v3", "adaptive-v4") for task, fixed in ADAPTIVE_FIXED.items()],
-    ("results/adaptive-v5/franka", "report", ["results/ablation-protocol/runs/franka-K*-equal-env-steps",
-                                              "results/adaptive-v5/runs/franka-Kauto-*"],
-     ["--thresholds", "results/comparison/thresholds.json"]),
+    *[(f"results/adaptive-v5/{task}", "report", [f"results/ablation-protocol/runs/{task}-K*-equal-env-steps",
+                                                  f"results/adaptive-v5/runs/{task}-Kauto-*"],
+       ["--thresholds", "results/comparison/thresholds.json"]) for task in ("pointmass1d", "pointmass2d", "franka")],
     ("results/hybrid-pointmass2d-hard", "report", ["results/hybrid-pointmass2d-hard/runs"], []),
     ("results/hybrid-tblock", "report", ["results/hybrid-tblock/runs"], []),
     *[(f"results/ablation-protocol/{task}-equal-{axis}", "report", [f"results/ablation-protocol/runs/{task}-K*-equal-{axis}"],
