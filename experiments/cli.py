@@ -15,13 +15,14 @@ def parse_overrides(pairs: list[str]) -> dict:
         if "=" not in pair:
             raise SystemExit(f"--set expects NAME=VALUE, got '{pair}'")
         name, value = pair.split("=", 1)
+        name = name.strip().replace("-", "_")
         if value.strip().lower() in ("true", "false"):
-            out[name.strip().replace("-", "_")] = value.strip().lower() == "true"
+            out[name] = value.strip().lower() == "true"
             continue
         try:
-            out[name.strip().replace("-", "_")] = ast.literal_eval(value)
+            out[name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            out[name.strip().replace("-", "_")] = value
+            out[name] = value
     return out
 
 
