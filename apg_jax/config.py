@@ -84,6 +84,9 @@ class TrainConfig:
     #: over the window's updates; measured in results/adaptive-v4: better on franka, worse on the point masses)
     adapt_reset_optimizer: bool = False  #: restart the actor's Adam moments when K changes (its second moment
     #: is calibrated to the old length's gradient scale, which grows steeply with K)
+    adapt_rescale_optimizer: bool = False  #: instead of restarting them, rescale the actor's Adam moments when
+    #: K changes by r = (new length's probed gradient norm) / (old one's), both clipped at max_grad_norm:
+    #: the first moment by r, the second by r^2 (their history is kept, only its scale follows the new length)
     # ----- hybrid (algo="hybrid": APG's segments, analytic + likelihood-ratio gradient)
     hybrid_bias_z: float = 3.0  #: the analytic gradient is dropped (weight 0) when it differs from the
     #: likelihood-ratio one by more than this many standard errors of their difference
@@ -240,6 +243,8 @@ def validate(config: TrainConfig, episode_length: int) -> None:
                               "depends on the lengths chosen); set lr_schedule=constant")
         if config.adapt_probe not in ADAPT_PROBES:
             raise ConfigError(f"unknown adapt_probe '{config.adapt_probe}'; valid: {', '.join(ADAPT_PROBES)}")
+        if config.adapt_reset_optimizer and config.adapt_rescale_optimizer:
+            raise ConfigError("adapt_reset_optimizer and adapt_rescale_optimizer exclude each other: set one of them")
         if not -1.0 <= config.adapt_min_cosine <= 1.0 or config.adapt_min_snr < 0.0 or config.adapt_cosine_z < 0.0:
             raise ConfigError(f"adapt_min_cosine must be in [-1, 1], adapt_min_snr >= 0 and adapt_cosine_z >= 0, got "
                               f"{config.adapt_min_cosine}, {config.adapt_min_snr}, {config.adapt_cosine_z}")

@@ -9,6 +9,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax import struct
 
 from apg_jax import envs
@@ -75,14 +76,15 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
     lengths = sched.segment_lengths or (sched.segment_length,)
 
     def choose(learner, current):
-        """``(length index, statistics)`` of the adaptive rule, or index 0 with a single length."""
+        """``(length index, logged statistics, LadderStatistics)`` of the adaptive rule; with a single length
+        the index in use, no statistics and None."""
         if probe is None:  # (the input itself, so a seed-sharded state keeps its sharding)
-            return jnp.asarray(current, jnp.int32), {}
+            return jnp.asarray(current, jnp.int32), {}, None
         stats = probe(learner)
         index = choose_length(stats, current, config.adapt_min_snr, config.adapt_min_cosine, config.adapt_cosine_z)
         reference, _ = reference_length(stats, config.adapt_min_snr)
         return index, {"segment_snr": stats.snr[index],
-                       "segment_cosine": stats.cosine[index, jnp.maximum(reference, 0)]}
+                       "segment_cosine": stats.cosine[index, jnp.maximum(reference, 0)]}, stats
 
     def init(key):
         learner = learner_init(jax.random.fold_in(key, 0))
@@ -116,9 +118,14 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
             learner, metrics, updates = jax.lax.switch(state.length_index, branches, state.learner)
         if config.algo in SEGMENT_ALGOS:
             metrics["segment_length"] = jnp.asarray(lengths, jnp.float32)[state.length_index]
-        index, stats = choose(learner, state.length_index)
+        index, stats, ladder = choose(learner, state.length_index)
         if config.adapt_reset_optimizer and len(branches) > 1:
             learner = restart_actor_optimizer(learner, index != state.length_index)
+        if config.adapt_rescale_optimizer and len(branches) > 1:
+            scale = jnp.where(index != state.length_index,
+                              gradient_scale_ratio(ladder.norm, state.length_index, index, config.max_grad_norm), 1.0)
+            learner = rescale_actor_optimizer(learner, scale)
+            stats["optimizer_rescale"] = scale
         state = TrainState(learner, state.eval_key, state.updates + updates, index)
         return state, {**metrics, **stats, **evaluate_state(state)}
 
@@ -133,6 +140,29 @@ def restart_actor_optimizer(learner, restart: jax.Array):
     every leaf of the clip-then-Adam chain's state (moments, step counts) starts at zero."""
     fresh = lambda x: jnp.where(restart, jnp.zeros_like(x), x)
     return learner.replace(actor_opt=jax.tree.map(fresh, learner.actor_opt))
+
+
+def gradient_scale_ratio(norms: jax.Array, old: jax.Array, new: jax.Array, max_grad_norm: float) -> jax.Array:
+    """``[]``: the scale of the gradients Adam will see at ladder length ``new`` relative to ``old``, from the
+    probe's batch-mean gradient norms ``norms [R]`` (each an estimate of the update's gradient norm, noise
+    included), both clipped at ``max_grad_norm`` as the optimizer clips them; 1 where either is not a
+    positive finite number."""
+    clipped = jnp.minimum(norms, max_grad_norm)
+    a, b = clipped[old], clipped[new]
+    usable = jnp.isfinite(a) & jnp.isfinite(b) & (a > 0) & (b > 0)
+    return jnp.where(usable, b / jnp.where(usable, a, 1.0), 1.0)
+
+
+def rescale_actor_optimizer(learner, scale: jax.Array):
+    """``learner`` with its actor's Adam moments rescaled to gradients ``scale`` ([]) times as large: the
+    first moment by ``scale``, the second by ``scale**2`` (step counts, hence bias corrections, kept)."""
+    def rescale(node):
+        if isinstance(node, optax.ScaleByAdamState):
+            return node._replace(mu=jax.tree.map(lambda x: x * scale, node.mu),
+                                 nu=jax.tree.map(lambda x: x * scale**2, node.nu))
+        return node
+    is_adam = lambda node: isinstance(node, optax.ScaleByAdamState)
+    return learner.replace(actor_opt=jax.tree.map(rescale, learner.actor_opt, is_leaf=is_adam))
 
 
 def evaluation_key(config: TrainConfig, seed_key: jax.Array) -> jax.Array:

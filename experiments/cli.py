@@ -57,6 +57,8 @@ def config_name(config) -> str:
         name += f"-K{config.segment_length or 'full'}-{config.bootstrap}"
     if config.segment_length == "auto" and config.adapt_reset_optimizer:
         name += "-restart"
+    if config.segment_length == "auto" and config.adapt_rescale_optimizer:
+        name += "-rescale"
     if config.algo == "hybrid" and config.hybrid_reuse_epochs:
         name += f"-reuse{config.hybrid_reuse_epochs}"
     for key, value in sorted(config.env_params.items()):

@@ -3,6 +3,7 @@ gradients, one compiled program for every length, resume, and equivalence with a
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from apg_jax import ConfigError, default_config
@@ -12,7 +13,7 @@ from apg_jax.envs.batch import reset_batch
 from apg_jax.networks import make_networks
 from apg_jax.optim import make_optimizer
 from apg_jax.rundir import read_metrics
-from apg_jax.training import make_trainer
+from apg_jax.training import gradient_scale_ratio, make_trainer
 from experiments import run as run_cli
 from experiments.cli import config_name
 from experiments.runner import batch_seeds, run_experiment
@@ -239,6 +240,42 @@ def test_a_length_change_restarts_the_actor_optimizer_only_where_it_happens():
     assert min(counts) > 0, "without the flag no seed restarts"
 
 
+def test_a_length_change_rescales_the_actor_optimizer_moments_by_the_gradient_scale():
+    """``adapt_rescale_optimizer``: from the same states the same updates run with and without it; afterwards
+    a seed whose length changed holds Adam's moments times ``r`` (first) and ``r**2`` (second) with ``r`` the
+    logged ``optimizer_rescale``, and a seed that kept its length holds them unchanged (``r = 1``)."""
+    config = default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="constant", segment_ladder=(4, 8, 16),
+                            num_envs=8, env_steps=8 * 16 * 2 * 4, num_evals=4, adapt_min_snr=0.0, adapt_min_cosine=-1.0,
+                            max_grad_norm=1e3)  # (with pointmass1d's own bound the norms of every length are clipped)
+    after = {}
+    for flag in (False, True):
+        trainer = make_trainer(config.replace(adapt_rescale_optimizer=flag))
+        states = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.PRNGKey(0), 3))
+        states = states.replace(length_index=jnp.asarray([0, 1, 2], jnp.int32))
+        after[flag] = jax.jit(batch_seeds(trainer))(states)
+    (plain, _), (scaled, metrics) = after[False], after[True]
+    np.testing.assert_array_equal(scaled.length_index, [0, 0, 0])
+    ratio = np.asarray(metrics["optimizer_rescale"])
+    assert ratio[0] == 1.0 and np.all(ratio[1:] != 1.0) and np.all(np.isfinite(ratio)), ratio
+    adam = lambda opt: [s for s in jax.tree.leaves(opt, is_leaf=lambda x: isinstance(x, optax.ScaleByAdamState))
+                        if isinstance(s, optax.ScaleByAdamState)][0]
+    old, new = adam(plain.learner.actor_opt), adam(scaled.learner.actor_opt)
+    for seed in range(3):
+        for power, (a, b) in ((1, (old.mu, new.mu)), (2, (old.nu, new.nu))):
+            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+                np.testing.assert_allclose(y[seed], ratio[seed] ** power * x[seed], rtol=1e-5, atol=1e-30)
+    np.testing.assert_array_equal(new.count, old.count)
+
+
+def test_the_gradient_scale_ratio_clips_as_the_optimizer_does_and_ignores_unusable_norms():
+    norms = jnp.array([0.5, 10.0, jnp.nan, 0.0, 1.0])
+    ratio = lambda a, b: float(gradient_scale_ratio(norms, a, b, 2.0))
+    assert ratio(0, 1) == pytest.approx(4.0)  # 10 is clipped to 2
+    assert ratio(1, 0) == pytest.approx(0.25)
+    assert ratio(0, 4) == pytest.approx(2.0)
+    assert ratio(0, 2) == 1.0 and ratio(2, 0) == 1.0 and ratio(3, 0) == 1.0 and ratio(0, 3) == 1.0
+
+
 def strip_wall(rows):
     same = lambda v: "nan" if isinstance(v, float) and np.isnan(v) else v
     return [{k: same(v) for k, v in r.items() if k != "wall_time_s"} for r in rows]
@@ -282,6 +319,7 @@ def test_auto_held_at_one_length_trains_exactly_as_that_fixed_length(tmp_path):
     (dict(adapt_min_cosine=1.5), "adapt_min_cosine must be in \\[-1, 1\\]"),
     (dict(adapt_probe="middle"), "unknown adapt_probe 'middle'; valid: start, window"),
     (dict(segment_length="automatic"), "'auto', or unset"),
+    (dict(adapt_reset_optimizer=True, adapt_rescale_optimizer=True), "exclude each other"),
 ])
 def test_auto_rejects_impossible_configurations(overrides, message):
     config = default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="constant").replace(**overrides)
@@ -310,5 +348,6 @@ def test_the_optimizer_restart_is_named_in_the_configuration_label():
     auto = default_config("franka", "apg", segment_length="auto", bootstrap="mc")
     assert config_name(auto) == "franka-apg-Kauto-mc"
     assert config_name(auto.replace(adapt_reset_optimizer=True)) == "franka-apg-Kauto-mc-restart"
+    assert config_name(auto.replace(adapt_rescale_optimizer=True)) == "franka-apg-Kauto-mc-rescale"
     assert config_name(default_config("franka", "apg", segment_length=8, adapt_reset_optimizer=True,
                                       bootstrap="mc")) == "franka-apg-K8-mc"  # no length changes: no restart
