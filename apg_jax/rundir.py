@@ -35,11 +35,13 @@ OUTPUTS = (METRICS, CONFIG, SUMMARY, POLICY, CURVES, ANIMATION)
 #: metrics.csv columns; ``grad_steps`` counts actor (policy) optimizer steps; ``segment_length`` is the
 #: APG segment length used in the chunk, ``segment_snr`` / ``segment_cosine`` the adaptive rule's
 #: statistics of the length it chose after it (``segment_length="auto"`` only; see ``apg_jax.adaptive``);
-#: ``analytic_weight`` the hybrid's mean weight of the analytic gradient (``apg_jax.agents.hybrid``)
+#: ``analytic_weight`` the hybrid's mean weight of the analytic gradient (``apg_jax.agents.hybrid``);
+#: ``optimizer_rescale`` the factor Adam's moments were rescaled by after the chunk
+#: (``adapt_rescale_optimizer``; 1 where the length did not change)
 COLUMNS = ["algo", "task", "seed", "chunk", "env_steps", "grad_steps", "actor_grad_steps",
            "critic_grad_steps", "wall_time_s", "eval_return", "eval_success", "actor_loss", "critic_loss",
            "grad_norm", "skipped_updates", "nonfinite_envs", "train_reward", "segment_length", "segment_snr",
-           "segment_cosine", "analytic_weight"]
+           "segment_cosine", "analytic_weight", "optimizer_rescale"]
 _INT_COLUMNS = {"seed", "chunk", "env_steps", "grad_steps", "actor_grad_steps", "critic_grad_steps"}
 _TEXT_COLUMNS = {"algo", "task"}
 

@@ -12,7 +12,7 @@ from apg_jax.agents.apg import PROBE_STREAM, segment_objective
 from apg_jax.envs.batch import reset_batch
 from apg_jax.networks import make_networks
 from apg_jax.optim import make_optimizer
-from apg_jax.rundir import read_metrics
+from apg_jax.rundir import metric_row, read_metrics
 from apg_jax.training import gradient_scale_ratio, make_trainer
 from experiments import run as run_cli
 from experiments.cli import config_name
@@ -265,6 +265,9 @@ def test_a_length_change_rescales_the_actor_optimizer_moments_by_the_gradient_sc
             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
                 np.testing.assert_allclose(y[seed], ratio[seed] ** power * x[seed], rtol=1e-5, atol=1e-30)
     np.testing.assert_array_equal(new.count, old.count)
+    counts = {"env_steps": 0, "actor_grad_steps": 0, "critic_grad_steps": 0}
+    row = metric_row(config, 1, 1, counts, 0.0, jax.tree.map(lambda v: v[1], metrics))
+    assert row["optimizer_rescale"] == pytest.approx(float(ratio[1]))  # logged in metrics.csv
 
 
 def test_the_gradient_scale_ratio_clips_as_the_optimizer_does_and_ignores_unusable_norms():
