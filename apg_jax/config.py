@@ -82,6 +82,8 @@ class TrainConfig:
     adapt_probe: str = "start"  #: what g_K is: "start", the gradient of the first K steps from the current
     #: states; "window", that of the largest length's window cut every K steps (what K-step training follows
     #: over the window's updates; measured in results/adaptive-v4: better on franka, worse on the point masses)
+    adapt_confirmations: int = 1  #: consecutive probes that must propose the same new length before K
+    #: changes to it (1: at every proposal; an exploding current length is left at once; ``confirm_length``)
     adapt_reset_optimizer: bool = False  #: restart the actor's Adam moments when K changes (its second moment
     #: is calibrated to the old length's gradient scale, which grows steeply with K)
     adapt_rescale_optimizer: bool = False  #: instead of restarting them, rescale the actor's Adam moments when
@@ -243,6 +245,9 @@ def validate(config: TrainConfig, episode_length: int) -> None:
                               "depends on the lengths chosen); set lr_schedule=constant")
         if config.adapt_probe not in ADAPT_PROBES:
             raise ConfigError(f"unknown adapt_probe '{config.adapt_probe}'; valid: {', '.join(ADAPT_PROBES)}")
+        if config.adapt_confirmations < 1:
+            raise ConfigError(f"adapt_confirmations must be >= 1 (1: change K at every proposal), "
+                              f"got {config.adapt_confirmations}")
         if config.adapt_reset_optimizer and config.adapt_rescale_optimizer:
             raise ConfigError("adapt_reset_optimizer and adapt_rescale_optimizer exclude each other: set one of them")
         if not -1.0 <= config.adapt_min_cosine <= 1.0 or config.adapt_min_snr < 0.0 or config.adapt_cosine_z < 0.0:

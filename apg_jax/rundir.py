@@ -34,7 +34,8 @@ OUTPUTS = (METRICS, CONFIG, SUMMARY, POLICY, CURVES, ANIMATION)
 
 #: metrics.csv columns; ``grad_steps`` counts actor (policy) optimizer steps; ``segment_length`` is the
 #: APG segment length used in the chunk, ``segment_snr`` / ``segment_cosine`` the adaptive rule's
-#: statistics of the length it chose after it (``segment_length="auto"`` only; see ``apg_jax.adaptive``);
+#: statistics of the length it proposed after it (``segment_length="auto"`` only; see ``apg_jax.adaptive``;
+#: with ``adapt_confirmations > 1`` a proposal is taken once confirmed);
 #: ``analytic_weight`` the hybrid's mean weight of the analytic gradient (``apg_jax.agents.hybrid``);
 #: ``optimizer_rescale`` the factor Adam's moments were rescaled by after the chunk
 #: (``adapt_rescale_optimizer``; 1 where the length did not change)
@@ -140,7 +141,12 @@ def load_checkpoint(run_dir: str, target_state):
         return None
     target = {"state": target_state, "chunk": np.int64(0), "wall_time_s": np.float64(0)}
     with open(path, "rb") as f:
-        payload = serialization.from_bytes(target, f.read())
+        raw = serialization.msgpack_restore(f.read())
+    state = raw["state"]
+    if "pending_index" not in state and "length_index" in state:  # written before the adaptive rule's
+        state["pending_index"] = np.asarray(state["length_index"])  # confirmations: nothing pending
+        state["pending_count"] = np.zeros_like(state["length_index"])
+    payload = serialization.from_state_dict(target, raw)
     return payload["state"], int(payload["chunk"]), float(payload["wall_time_s"])
 
 

@@ -13,7 +13,7 @@ import optax
 from flax import struct
 
 from apg_jax import envs
-from apg_jax.adaptive import choose_length, reference_length
+from apg_jax.adaptive import choose_length, confirm_length, reference_length
 from apg_jax.agents.apg import make_apg
 from apg_jax.agents.ppo import make_ppo
 from apg_jax.config import SEGMENT_ALGOS, ConfigError, Schedule, TrainConfig, schedule, validate
@@ -28,6 +28,8 @@ class TrainState:
     eval_key: jax.Array  #: fixed key of the evaluation environments
     updates: jax.Array  #: [] int32 learner updates done (APG: actor steps; PPO: rollouts)
     length_index: jax.Array  #: [] int32 index into ``Schedule.segment_lengths`` of the APG length in use
+    pending_index: jax.Array  #: [] int32 the length the adaptive rule has proposed ``pending_count`` times in
+    pending_count: jax.Array  #: [] int32 a row without switching to it (``adapt_confirmations``; 0: none)
 
 
 class Trainer(NamedTuple):
@@ -89,7 +91,9 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
     def init(key):
         learner = learner_init(jax.random.fold_in(key, 0))
         start = jnp.asarray(len(lengths) // 2, jnp.int32)  # kept only if no length is reliable at the start
-        return TrainState(learner, evaluation_key(config, key), jnp.zeros((), jnp.int32), choose(learner, start)[0])
+        index = choose(learner, start)[0]  # the first choice needs no confirmation
+        zero = jnp.zeros((), jnp.int32)
+        return TrainState(learner, evaluation_key(config, key), zero, index, index, zero)
 
     def evaluate_state(state: TrainState):
         learner = state.learner
@@ -119,6 +123,10 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
         if config.algo in SEGMENT_ALGOS:
             metrics["segment_length"] = jnp.asarray(lengths, jnp.float32)[state.length_index]
         index, stats, ladder = choose(learner, state.length_index)
+        pending, count = state.pending_index, state.pending_count
+        if ladder is not None and config.adapt_confirmations > 1:
+            index, pending, count = confirm_length(index, state.length_index, pending, count,
+                                                   ladder.finite[state.length_index], config.adapt_confirmations)
         if config.adapt_reset_optimizer and len(branches) > 1:
             learner = restart_actor_optimizer(learner, index != state.length_index)
         if config.adapt_rescale_optimizer and len(branches) > 1:
@@ -126,7 +134,7 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
                               gradient_scale_ratio(ladder.norm, state.length_index, index, config.max_grad_norm), 1.0)
             learner = rescale_actor_optimizer(learner, scale)
             stats["optimizer_rescale"] = scale
-        state = TrainState(learner, state.eval_key, state.updates + updates, index)
+        state = TrainState(learner, state.eval_key, state.updates + updates, index, pending, count)
         return state, {**metrics, **stats, **evaluate_state(state)}
 
     def train(key):

@@ -7,12 +7,12 @@ import optax
 import pytest
 
 from apg_jax import ConfigError, default_config
-from apg_jax.adaptive import LadderStatistics, batch_statistics, choose_length, ladder_statistics
+from apg_jax.adaptive import LadderStatistics, batch_statistics, choose_length, confirm_length, ladder_statistics
 from apg_jax.agents.apg import PROBE_STREAM, segment_objective
 from apg_jax.envs.batch import reset_batch
 from apg_jax.networks import make_networks
 from apg_jax.optim import make_optimizer
-from apg_jax.rundir import metric_row, read_metrics
+from apg_jax.rundir import load_checkpoint, metric_row, read_metrics, save_checkpoint
 from apg_jax.training import gradient_scale_ratio, make_trainer
 from experiments import run as run_cli
 from experiments.cli import config_name
@@ -270,6 +270,62 @@ def test_a_length_change_rescales_the_actor_optimizer_moments_by_the_gradient_sc
     assert row["optimizer_rescale"] == pytest.approx(float(ratio[1]))  # logged in metrics.csv
 
 
+def confirmed_path(proposals, confirmations, finite=None, start=0):
+    """Lengths in use after each proposal of ``proposals`` under ``confirm_length``."""
+    index, pending, count, path = start, start, 0, []
+    for i, proposal in enumerate(proposals):
+        ok = True if finite is None else finite[i]
+        index, pending, count = (int(x) for x in confirm_length(proposal, index, pending, count, jnp.asarray(ok),
+                                                                confirmations))
+        path.append(index)
+    return path
+
+
+@pytest.mark.parametrize("proposals, confirmations, finite, expected, why", [
+    ([1, 0, 2, 2, 0], 1, None, [1, 0, 2, 2, 0], "one confirmation: every proposal is taken"),
+    ([1, 0, 1, 0, 1, 0], 2, None, [0, 0, 0, 0, 0, 0], "a single-chunk excursion is never taken"),
+    ([1, 1, 0, 2, 0, 0], 2, None, [0, 1, 1, 1, 1, 0], "two in a row switch; the count restarts after it"),
+    ([2, 1, 1, 2, 2], 2, None, [0, 0, 1, 1, 2], "a different proposal restarts the count"),
+    ([1, 0, 1, 1], 3, None, [0, 0, 0, 0], "back at the length in use: nothing pending"),
+    ([1, 1, 1, 2], 3, None, [0, 0, 1, 1], "three confirmations"),
+    ([1, 2], 2, [False, True], [1, 1], "an exploding length in use is left at once"),
+])
+def test_a_new_length_needs_consecutive_confirmations(proposals, confirmations, finite, expected, why):
+    assert confirmed_path(proposals, confirmations, finite) == expected, why
+
+
+def test_confirmations_hold_the_length_in_training_and_survive_a_checkpoint(tmp_path):
+    """With two confirmations the first proposal of K = 4 only becomes pending, the second takes it; a
+    checkpoint written before the pending fields existed resumes with nothing pending."""
+    config = default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="constant", segment_ladder=(4, 8, 16),
+                            num_envs=8, env_steps=8 * 16 * 2 * 4, num_evals=4, adapt_min_snr=0.0, adapt_min_cosine=-1.0,
+                            adapt_confirmations=2)  # every gradient passes: the rule proposes K = 4
+    trainer = make_trainer(config)
+    chunk = jax.jit(batch_seeds(trainer))
+    states = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.PRNGKey(0), 3))
+    np.testing.assert_array_equal(states.length_index, [0, 0, 0])  # the first choice needs no confirmation
+    states = states.replace(length_index=jnp.asarray([0, 1, 2], jnp.int32))
+    states, metrics = chunk(states)
+    np.testing.assert_array_equal(metrics["segment_length"], [4, 8, 16])
+    np.testing.assert_array_equal(states.length_index, [0, 1, 2])
+    np.testing.assert_array_equal(states.pending_count, [0, 1, 1])
+    save_checkpoint(str(tmp_path), states, 1, 0.0)
+    restored, chunks, _ = load_checkpoint(str(tmp_path), states)
+    np.testing.assert_array_equal(restored.pending_count, [0, 1, 1])
+    states, _ = chunk(states)
+    np.testing.assert_array_equal(states.length_index, [0, 0, 0])
+    np.testing.assert_array_equal(states.pending_count, [0, 0, 0])
+    # an older checkpoint: the same state without the pending fields
+    from flax import serialization
+    old = serialization.to_state_dict({"state": restored, "chunk": np.int64(1), "wall_time_s": np.float64(0)})
+    del old["state"]["pending_index"], old["state"]["pending_count"]
+    (tmp_path / "checkpoint.msgpack").write_bytes(serialization.msgpack_serialize(old))
+    legacy, chunks, _ = load_checkpoint(str(tmp_path), restored)
+    assert chunks == 1
+    np.testing.assert_array_equal(legacy.pending_index, [0, 1, 2])
+    np.testing.assert_array_equal(legacy.pending_count, [0, 0, 0])
+
+
 def test_the_gradient_scale_ratio_clips_as_the_optimizer_does_and_ignores_unusable_norms():
     norms = jnp.array([0.5, 10.0, jnp.nan, 0.0, 1.0])
     ratio = lambda a, b: float(gradient_scale_ratio(norms, a, b, 2.0))
@@ -323,6 +379,7 @@ def test_auto_held_at_one_length_trains_exactly_as_that_fixed_length(tmp_path):
     (dict(adapt_probe="middle"), "unknown adapt_probe 'middle'; valid: start, window"),
     (dict(segment_length="automatic"), "'auto', or unset"),
     (dict(adapt_reset_optimizer=True, adapt_rescale_optimizer=True), "exclude each other"),
+    (dict(adapt_confirmations=0), "adapt_confirmations must be >= 1"),
 ])
 def test_auto_rejects_impossible_configurations(overrides, message):
     config = default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="constant").replace(**overrides)
@@ -352,5 +409,7 @@ def test_the_optimizer_restart_is_named_in_the_configuration_label():
     assert config_name(auto) == "franka-apg-Kauto-mc"
     assert config_name(auto.replace(adapt_reset_optimizer=True)) == "franka-apg-Kauto-mc-restart"
     assert config_name(auto.replace(adapt_rescale_optimizer=True)) == "franka-apg-Kauto-mc-rescale"
+    assert config_name(auto.replace(adapt_confirmations=2, adapt_rescale_optimizer=True)
+                       ) == "franka-apg-Kauto-mc-confirm2-rescale"
     assert config_name(default_config("franka", "apg", segment_length=8, adapt_reset_optimizer=True,
                                       bootstrap="mc")) == "franka-apg-K8-mc"  # no length changes: no restart
