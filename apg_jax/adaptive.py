@@ -115,10 +115,13 @@ def reference_length(stats: LadderStatistics, min_snr: float) -> tuple[jax.Array
 
 
 def choose_length(stats: LadderStatistics, current: jax.Array, min_snr: float, min_cosine: float,
-                  cosine_z: float = 0.0) -> jax.Array:
+                  cosine_z: float = 0.0, hold_on_noise: bool = False) -> jax.Array:
     """Index ``[] int32`` into the ladder chosen by the rule of this module's docstring (``current``: the
     index in use, kept when no length is reliable; ``cosine_z``: standard errors of slack in the agreement
-    test)."""
+    test). ``hold_on_noise``: also keep ``current`` when its gradient is finite but has become noise and
+    the reference is shorter (near an optimum every length's signal fades, the long ones' first: a
+    shorter reference then says nothing about whether the short lengths' myopic bias matters); a length
+    that explodes (not finite) is still left."""
     reference, any_reliable = reference_length(stats, min_snr)
     positions = jnp.arange(stats.snr.shape[0])
     column = jnp.maximum(reference, 0)
@@ -126,7 +129,9 @@ def choose_length(stats: LadderStatistics, current: jax.Array, min_snr: float, m
     agrees = stats.cosine[:, column] + slack >= min_cosine  # NaN (a zero gradient) never agrees
     candidates = reliable(stats, min_snr) & (agrees | (positions == reference))
     shortest = jnp.argmax(candidates).astype(jnp.int32)  # first True; the reference is always one
-    return jnp.where(any_reliable, shortest, jnp.asarray(current, jnp.int32))
+    current = jnp.asarray(current, jnp.int32)
+    faded = stats.finite[current] & ~reliable(stats, min_snr)[current] & (reference < current)
+    return jnp.where(any_reliable & ~(hold_on_noise & faded), shortest, current)
 
 
 def confirm_length(proposal: jax.Array, current: jax.Array, pending: jax.Array, count: jax.Array,

@@ -82,6 +82,8 @@ class TrainConfig:
     adapt_probe: str = "start"  #: what g_K is: "start", the gradient of the first K steps from the current
     #: states; "window", that of the largest length's window cut every K steps (what K-step training follows
     #: over the window's updates; measured in results/adaptive-v4: better on franka, worse on the point masses)
+    adapt_hold_on_noise: bool = False  #: keep K when its gradient fades into noise (finite, SNR below
+    #: adapt_min_snr) and only shorter lengths are reliable (``choose_length``); an exploding K is still left
     adapt_confirmations: int = 1  #: consecutive probes that must propose the same new length before K
     #: changes to it (1: at every proposal; an exploding current length is left at once; ``confirm_length``)
     adapt_reset_optimizer: bool = False  #: restart the actor's Adam moments when K changes (its second moment

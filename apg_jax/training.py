@@ -83,7 +83,8 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
         if probe is None:  # (the input itself, so a seed-sharded state keeps its sharding)
             return jnp.asarray(current, jnp.int32), {}, None
         stats = probe(learner)
-        index = choose_length(stats, current, config.adapt_min_snr, config.adapt_min_cosine, config.adapt_cosine_z)
+        index = choose_length(stats, current, config.adapt_min_snr, config.adapt_min_cosine, config.adapt_cosine_z,
+                              config.adapt_hold_on_noise)
         reference, _ = reference_length(stats, config.adapt_min_snr)
         return index, {"segment_snr": stats.snr[index],
                        "segment_cosine": stats.cosine[index, jnp.maximum(reference, 0)]}, stats

@@ -45,6 +45,19 @@ def test_rule_decisions_on_synthetic_statistics(snr, degrees, finite, current, e
     assert int(chosen) == expected, why
 
 
+@pytest.mark.parametrize("snr, finite, current, plain, held, why", [
+    ([5, 5, 0.3, 0.2], None, 2, 0, 2, "the length in use faded into noise, only shorter ones are reliable: kept"),
+    ([5, 5, 0.3, 0.2], [True, True, False, True], 2, 0, 0, "the length in use explodes: left"),
+    ([5, 5, 5, 0.2], None, 2, 0, 0, "the length in use is reliable: the rule decides"),
+    ([5, 0.3, 5, 0.2], None, 1, 0, 0, "a longer reliable reference: the rule decides"),
+    ([0.2, 0.3, 0.1, 0.1], None, 2, 2, 2, "nothing reliable: kept either way"),
+])
+def test_holding_a_length_whose_gradient_faded_into_noise(snr, finite, current, plain, held, why):
+    statistics = stats(snr, [0, 0, 0, 0], finite)  # every length points the same way: plainly the shortest
+    assert int(choose_length(statistics, jnp.asarray(current), 1.0, 0.9)) == plain, why
+    assert int(choose_length(statistics, jnp.asarray(current), 1.0, 0.9, hold_on_noise=True)) == held, why
+
+
 def test_a_zero_mean_gradient_never_agrees():
     base = stats([5, 5, 5], [0, 0, 0])
     cosine = np.array(base.cosine)
@@ -409,7 +422,7 @@ def test_the_optimizer_restart_is_named_in_the_configuration_label():
     assert config_name(auto) == "franka-apg-Kauto-mc"
     assert config_name(auto.replace(adapt_reset_optimizer=True)) == "franka-apg-Kauto-mc-restart"
     assert config_name(auto.replace(adapt_rescale_optimizer=True)) == "franka-apg-Kauto-mc-rescale"
-    assert config_name(auto.replace(adapt_confirmations=2, adapt_rescale_optimizer=True)
-                       ) == "franka-apg-Kauto-mc-confirm2-rescale"
+    assert config_name(auto.replace(adapt_hold_on_noise=True, adapt_confirmations=2, adapt_rescale_optimizer=True)
+                       ) == "franka-apg-Kauto-mc-hold-confirm2-rescale"
     assert config_name(default_config("franka", "apg", segment_length=8, adapt_reset_optimizer=True,
                                       bootstrap="mc")) == "franka-apg-K8-mc"  # no length changes: no restart
