@@ -144,8 +144,10 @@ def main(argv=None) -> int:
         return 2
     mean = lambda k: float(np.mean([r[k] for r in rows]))
     extra = "".join(f", {k} {mean(k):.3f}" for k in rows[0] if k not in ("index", "return", "success"))
+    solved = float(np.mean([r["restart_success_rate"] > 0 for r in rows]))
     print(f"{len(rows)} starts, best of restarts: return {mean('return'):.4f}, success {mean('success'):.3f}"
-          f"{extra} ({time.time() - start:.0f} s); outputs in {os.path.abspath(args.out)}")
+          f"{extra}; solved by some restart {solved:.3f} ({time.time() - start:.0f} s); outputs in "
+          f"{os.path.abspath(args.out)}")
     return 0
 
 
