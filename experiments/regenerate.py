@@ -44,9 +44,10 @@ JOBS = [
       for task in ("pointmass1d", "pointmass2d", "franka", "tblock")],
     *[(f"results/{version}/{task}", "report", [*fixed, f"results/{version}/runs/{task}-Kauto-*"], [])
       for version in ("adaptive-v3", "adaptive-v4") for task, fixed in ADAPTIVE_FIXED.items()],
-    *[(f"results/adaptive-v5/{task}", "report", [f"results/ablation-protocol/runs/{task}-K*-equal-env-steps",
-                                                  f"results/adaptive-v5/runs/{task}-Kauto-*"],
-       ["--thresholds", "results/comparison/thresholds.json"]) for task in ("pointmass1d", "pointmass2d", "franka")],
+    *[(f"results/{version}/{task}", "report", [f"results/ablation-protocol/runs/{task}-K*-equal-env-steps",
+                                                f"results/{version}/runs/{task}-Kauto-*"],
+       ["--thresholds", "results/comparison/thresholds.json"])
+      for version in ("adaptive-v5", "adaptive-v6") for task in ("pointmass1d", "pointmass2d", "franka")],
     ("results/hybrid-pointmass2d-hard", "report", ["results/hybrid-pointmass2d-hard/runs"], []),
     ("results/hybrid-tblock", "report", ["results/hybrid-tblock/runs"], []),
     *[(f"results/ablation-protocol/{task}-equal-{axis}", "report", [f"results/ablation-protocol/runs/{task}-K*-equal-{axis}"],
