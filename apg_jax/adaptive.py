@@ -20,11 +20,11 @@ itself where every shorter one is myopic, and never a length whose gradient is n
 or stiff dynamics). When no length is reliable (near an optimum every gradient is mostly noise) the length
 in use is kept. No statistic is task-specific.
 
-The rule's statistics are measured afresh at every probe, so near an optimum its choice can jump from one
-chunk to the next on noise alone (a single myopic chunk at K = 4 costs pointmass2d 10 in return, a single
-chunk at K = 64 costs franka as much). ``confirm_length`` debounces it: a new length is taken only once
-``confirmations`` consecutive probes have proposed it, except when the length in use stops being finite
-(its gradient explodes), which is left at once.
+Two options act on the rule's choice near an optimum, where every length's signal fades (the long ones'
+first): ``hold_on_noise`` (``choose_length``) keeps a length whose gradient faded into noise instead of
+falling back to the shorter reference, and ``confirm_length`` takes a new length only once ``confirmations``
+consecutive probes proposed it. Both still leave a length at once when its gradient explodes (not finite).
+Measured in results/adaptive-v6: holding helps the point masses with ``mc``, confirming helps nowhere.
 """
 from __future__ import annotations
 
