@@ -73,6 +73,34 @@ def draw_band(env, band: str, key, n: int):
     return jax.vmap(lambda k: env.sample_band(k, distance, angle))(jax.random.split(key, n))
 
 
+def choose_starts(env, initial_states: str | None, starts: str | None, episodes: int,
+                  draw_seed: int) -> np.ndarray:
+    """``[N, state_dim]`` starts: those of the ``.npy`` file, else ``episodes`` drawn (``draw_seed``) from
+    the named start band, else from the task's reset distribution."""
+    import jax
+
+    from apg_jax.envs.batch import reset_batch
+
+    if initial_states is not None and starts is not None:
+        raise ValueError("give either --initial-states or --starts, not both")
+    if initial_states is not None:
+        return load_initial_states(initial_states, env)
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    key = jax.random.PRNGKey(draw_seed)
+    if starts is not None:
+        return np.asarray(draw_band(env, starts, key, episodes))
+    return np.asarray(reset_batch(env, key, episodes).pipeline_state)
+
+
+def write_episodes(out: str, rows: list[dict]) -> None:
+    """``out/episodes.csv``: one row per episode, the columns those of the first row."""
+    with open(os.path.join(out, "episodes.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def evaluate_run(run_dir: str, out: str, seed: int | None = None, initial_states: str | None = None,
                  episodes: int = 128, draw_seed: int = 0, env_overrides: dict | None = None,
                  starts: str | None = None) -> list[dict]:
@@ -80,7 +108,6 @@ def evaluate_run(run_dir: str, out: str, seed: int | None = None, initial_states
     import jax
 
     from apg_jax import envs, load_policy, rundir
-    from apg_jax.envs.batch import reset_batch
     from apg_jax.evaluation import episode_success, rollout_from_states
 
     config, _ = rundir.read_config(run_dir)
@@ -90,18 +117,7 @@ def evaluate_run(run_dir: str, out: str, seed: int | None = None, initial_states
         env = envs.make(config.task, **{**config.env_params, **(env_overrides or {})})
     except TypeError as err:
         raise ValueError(f"--env-set: {err}") from None
-    if initial_states is not None and starts is not None:
-        raise ValueError("give either --initial-states or --starts, not both")
-    if initial_states is not None:
-        q0 = load_initial_states(initial_states, env)
-    else:
-        if episodes < 1:
-            raise ValueError(f"--episodes must be >= 1, got {episodes}")
-        key = jax.random.PRNGKey(draw_seed)
-        if starts is None:
-            q0 = np.asarray(reset_batch(env, key, episodes).pipeline_state)
-        else:
-            q0 = np.asarray(draw_band(env, starts, key, episodes))
+    q0 = choose_starts(env, initial_states, starts, episodes, draw_seed)
 
     @jax.jit
     def run(q):
@@ -115,10 +131,7 @@ def evaluate_run(run_dir: str, out: str, seed: int | None = None, initial_states
                         actions=np.swapaxes(actions, 0, 1))
     rows = [{"index": i, "return": float(returns[i]), "success": float(success[i]),
              **{name: float(v[i]) for name, v in metrics.items()}} for i in range(q0.shape[0])]
-    with open(os.path.join(out, "episodes.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_episodes(out, rows)
     return rows
 
 

@@ -16,7 +16,6 @@ Starts as in ``experiments.evaluate`` (``--initial-states``, ``--starts BAND`` o
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
@@ -89,11 +88,8 @@ def trajopt(task: str, out: str, initial_states: str | None = None, episodes: in
             learning_rate: float = 0.05, max_grad_norm: float = 1.0, init_scale: float = 0.5, seed: int = 1,
             batch: int = 16, env_overrides: dict | None = None) -> list[dict]:
     """Run the optimisation and write ``episodes.csv`` and ``trajectories.npz``; returns the rows."""
-    import jax
-
     from apg_jax import envs
-    from apg_jax.envs.batch import reset_batch
-    from experiments.evaluate import draw_band, load_initial_states
+    from experiments.evaluate import choose_starts, write_episodes
 
     try:
         env = envs.make(task, **(env_overrides or {}))
@@ -104,14 +100,7 @@ def trajopt(task: str, out: str, initial_states: str | None = None, episodes: in
                         ("--batch", batch), ("--episodes", episodes)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
-    if initial_states is not None and starts is not None:
-        raise ValueError("give either --initial-states or --starts, not both")
-    if initial_states is not None:
-        q0 = load_initial_states(initial_states, env)
-    elif starts is not None:
-        q0 = np.asarray(draw_band(env, starts, jax.random.PRNGKey(draw_seed), episodes))
-    else:
-        q0 = np.asarray(reset_batch(env, jax.random.PRNGKey(draw_seed), episodes).pipeline_state)
+    q0 = choose_starts(env, initial_states, starts, episodes, draw_seed)
 
     found = optimize_starts(env, q0, restarts, horizon, iterations, learning_rate, max_grad_norm, init_scale,
                             seed, batch)
@@ -124,10 +113,7 @@ def trajopt(task: str, out: str, initial_states: str | None = None, episodes: in
     rows = [{"index": i, "return": float(pick(found["returns"])[i]), "success": float(pick(scored[1])[i]),
              **{name: float(pick(v)[i]) for name, v in scored[2].items()},
              "restart_success_rate": float(np.mean(scored[1][i]))} for i in range(q0.shape[0])]
-    with open(os.path.join(out, "episodes.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_episodes(out, rows)
     return rows
 
 
