@@ -97,7 +97,7 @@ def trajopt(task: str, out: str, initial_states: str | None = None, episodes: in
         raise ValueError(str(err)) from None
     horizon = env.episode_length if horizon is None else horizon
     for name, value in (("--restarts", restarts), ("--horizon", horizon), ("--iterations", iterations),
-                        ("--batch", batch), ("--episodes", episodes)):
+                        ("--batch", batch)):  # --episodes: checked by choose_starts
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     q0 = choose_starts(env, initial_states, starts, episodes, draw_seed)
