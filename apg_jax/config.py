@@ -13,6 +13,12 @@ SEGMENT_ALGOS = ("apg", "hybrid")  #: learners that train on segments (APG's mac
 AUTO = "auto"
 BOOTSTRAPS = ("mc", "critic")
 ADAPT_PROBES = ("start", "window")  #: how the adaptive rule measures g_K (``TrainConfig.adapt_probe``)
+HYBRID_ADVANTAGES = ("gae", "segment")  #: the hybrid's reuse-pass advantages (``TrainConfig.hybrid_advantages``)
+#: PPO's tuned settings the hybrid takes for its stochastic policy and its PPO-style reuse passes (APG's
+#: tuned settings, deterministic, say nothing about an exploration std), as ``{hybrid field: PPO field}``
+HYBRID_FROM_PPO = {"init_log_std": "init_log_std", "ent_coef": "ent_coef", "clip_eps": "clip_eps",
+                   "num_minibatches": "num_minibatches", "gae_lambda": "gae_lambda",
+                   "hybrid_reuse_epochs": "ppo_epochs", "hybrid_reuse_learning_rate": "learning_rate"}
 
 
 class ConfigError(ValueError):
@@ -98,6 +104,11 @@ class TrainConfig:
     #: segment's transitions (``num_minibatches`` each, ``clip_eps``), their updates scaled by the
     #: likelihood-ratio weight 1 - alpha: where the analytic gradient is dropped the hybrid reuses its data
     #: as PPO does; 0: one mixed step per segment only
+    hybrid_advantages: str = "segment"  #: the reuse passes' advantages: "gae", PPO's GAE(gae_lambda) from the
+    #: critic (bootstrapped at the segment's cut and at truncations: the full return, as PPO); "segment",
+    #: the segment objective's reward-to-go less the critic baseline (the first version's)
+    hybrid_reuse_learning_rate: float | None = None  #: the reuse passes' own Adam learning rate (None:
+    #: learning_rate); their schedule counts their own steps
     # ----- PPO
     rollout_length: int = 32  #: steps per environment per PPO rollout
     ppo_epochs: int = 4  #: passes over each rollout
@@ -184,8 +195,11 @@ def default_config(task: str, algo: str, preset: str | None = None, **overrides)
     every call). A decaying learning-rate schedule among the tuned defaults gives way to a constant one
     when ``overrides`` ask for ``segment_length="auto"`` (whose number of updates is not known in
     advance) without naming a schedule."""
-    if algo == "hybrid":  # APG's tuned settings with the stochastic policy the score function needs
-        tuned = {**DEFAULTS.get((task, "apg"), {}), "exploration_noise": True}
+    if algo == "hybrid":  # APG's tuned segments with the stochastic policy the score function needs; its
+        # exploration and reuse passes as PPO's tuned ones (HYBRID_FROM_PPO), advantages as PPO's (GAE)
+        ppo = TrainConfig().replace(**DEFAULTS.get((task, "ppo"), {}))
+        tuned = {**DEFAULTS.get((task, "apg"), {}), "exploration_noise": True, "hybrid_advantages": "gae",
+                 **{mine: getattr(ppo, theirs) for mine, theirs in HYBRID_FROM_PPO.items()}}
     else:
         tuned = DEFAULTS.get((task, algo), {})
     config = TrainConfig(task=task, algo=algo).replace(**tuned)
@@ -284,12 +298,23 @@ def validate(config: TrainConfig, episode_length: int) -> None:
                           f"got {config.critic_warmup_steps}")
     if len(config.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in config.adam_betas):
         raise ConfigError(f"adam_betas must be two numbers in [0, 1), got {config.adam_betas}")
-    if config.algo == "hybrid" and (config.hybrid_reuse_epochs < 0 or config.num_minibatches < 1):
-        raise ConfigError(f"hybrid_reuse_epochs must be >= 0 and num_minibatches >= 1, got "
-                          f"{config.hybrid_reuse_epochs}, {config.num_minibatches}")
-    if config.algo == "hybrid" and not config.exploration_noise:
-        raise ConfigError("--algo hybrid needs a stochastic policy for its likelihood-ratio gradient; "
-                          "set exploration_noise=True")
+    if config.algo == "hybrid":
+        if config.hybrid_reuse_epochs < 0 or config.num_minibatches < 1:
+            raise ConfigError(f"hybrid_reuse_epochs must be >= 0 and num_minibatches >= 1, got "
+                              f"{config.hybrid_reuse_epochs}, {config.num_minibatches}")
+        if not config.exploration_noise:
+            raise ConfigError("--algo hybrid needs a stochastic policy for its likelihood-ratio gradient; "
+                              "set exploration_noise=True")
+        if config.hybrid_advantages not in HYBRID_ADVANTAGES:
+            raise ConfigError(f"unknown hybrid_advantages '{config.hybrid_advantages}'; valid: "
+                              f"{', '.join(HYBRID_ADVANTAGES)}")
+        if config.hybrid_reuse_learning_rate is not None and config.hybrid_reuse_learning_rate <= 0:
+            raise ConfigError(f"hybrid_reuse_learning_rate must be positive or None (learning_rate), got "
+                              f"{config.hybrid_reuse_learning_rate}")
+        transitions = config.num_envs * segment_lengths(config, episode_length)[0]
+        if config.hybrid_reuse_epochs and transitions < config.num_minibatches:
+            raise ConfigError(f"a segment holds num_envs * K = {transitions} transitions, fewer than the reuse "
+                              f"passes' num_minibatches = {config.num_minibatches}; lower num_minibatches")
     if fits_critic(config):
         k = segment_lengths(config, episode_length)[0]
         if config.num_envs * k < config.critic_minibatches:

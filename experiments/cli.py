@@ -65,6 +65,8 @@ def config_name(config) -> str:
         name += "-rescale"
     if config.algo == "hybrid" and config.hybrid_reuse_epochs:
         name += f"-reuse{config.hybrid_reuse_epochs}"
+        if config.hybrid_advantages == "gae":
+            name += "-gae"
     for key, value in sorted(config.env_params.items()):
         name += f"-{key}{value}"
     for key, (low, high) in sorted(config.randomize.items()):

@@ -7,7 +7,8 @@ import pytest
 from scipy.stats import norm
 
 from apg_jax import ConfigError, default_config
-from apg_jax.agents.apg import make_apg
+from apg_jax.config import DEFAULTS, HYBRID_FROM_PPO
+from apg_jax.agents.apg import Segment, make_apg, segment_gae
 from apg_jax.agents.hybrid import log_likelihood, mix, reuse_segment, reward_to_go
 from apg_jax.envs import make
 from apg_jax.networks import init_params, make_networks
@@ -175,3 +176,71 @@ def test_reuse_passes_scale_with_the_likelihood_weight_and_climb_the_surrogate()
     unclipped = log_ratio(run(1.0, epochs=4, minibatches=4, clip_eps=100.0))
     assert float(jnp.mean(advantages * clipped)) > 0.01
     assert float(jnp.mean(jnp.abs(clipped))) < 0.8 * float(jnp.mean(jnp.abs(unclipped)))
+
+
+@pytest.mark.parametrize("task", ["pointmass1d", "pointmass2d", "tblock", "franka"])
+def test_hybrid_defaults_are_apgs_segments_with_ppos_exploration_and_reuse_passes(task):
+    hybrid, apg, ppo = (default_config(task, algo) for algo in ("hybrid", "apg", "ppo"))
+    for name in ("segment_length", "bootstrap", "num_envs", "learning_rate", "env_steps", "max_grad_norm"):
+        assert getattr(hybrid, name) == getattr(apg, name), name
+    for mine, theirs in HYBRID_FROM_PPO.items():
+        assert getattr(hybrid, mine) == getattr(ppo, theirs), mine
+    assert hybrid.exploration_noise and hybrid.hybrid_advantages == "gae"
+    assert "init_log_std" in DEFAULTS[(task, "ppo")]  # the exploration std is PPO's tuned one, not a default
+
+
+def test_bad_hybrid_reuse_settings_are_refused_with_what_to_change():
+    with pytest.raises(ConfigError, match="unknown hybrid_advantages 'td'"):
+        make_trainer(default_config("pointmass1d", "hybrid", hybrid_advantages="td"))
+    with pytest.raises(ConfigError, match="hybrid_reuse_learning_rate must be positive"):
+        make_trainer(default_config("pointmass1d", "hybrid", hybrid_reuse_learning_rate=0.0))
+    with pytest.raises(ConfigError, match="fewer than the reuse passes' num_minibatches = 64; lower num_minibatches"):
+        make_trainer(default_config("pointmass2d", "hybrid", num_envs=2, segment_length=4, num_minibatches=64))
+
+
+def test_segment_gae_bootstraps_at_the_cut_and_at_truncations_not_at_terminations():
+    """The reuse passes' advantages against a direct backward recursion: V(s_K) enters at the cut, the
+    value of the reached state after a truncation, nothing after a termination."""
+    actor, critic = make_networks(1, (8,), "tanh", -0.5)
+    _, critic_params = init_params(actor, critic, jax.random.PRNGKey(0), 2)
+    rng = np.random.default_rng(1)
+    k, n, gamma, lam = 6, 3, 0.9, 0.8
+    obs, next_obs = rng.normal(size=(k, n, 2)), rng.normal(size=(k, n, 2))
+    rewards = rng.normal(size=(k, n))
+    terminated, ended = np.zeros((k, n)), np.zeros((k, n))
+    ended[2, 0] = terminated[2, 0] = 1.0  # env 0 terminates at step 2
+    ended[3, 1] = 1.0  # env 1 is truncated at step 3
+    zeros = np.zeros((k, n))
+    segment = Segment(*(jnp.asarray(x, jnp.float32) for x in (obs, next_obs, rewards, terminated, ended)),
+                      None, jnp.asarray(zeros), jnp.asarray(zeros))
+    stats = init_stats(2)
+    advantages, returns = segment_gae(critic, critic_params, stats, segment, gamma, lam)
+    value = lambda x: np.asarray(critic.apply(critic_params, jnp.asarray(x, jnp.float32)))
+    v, v_next = value(obs), value(next_obs)
+    expected = np.zeros((k, n))
+    for env in range(n):
+        running = 0.0
+        for t in reversed(range(k)):
+            delta = rewards[t, env] + gamma * (1 - terminated[t, env]) * v_next[t, env] - v[t, env]
+            running = delta + gamma * lam * (1 - ended[t, env]) * running  # a new episode follows an end
+            expected[t, env] = running
+    np.testing.assert_allclose(advantages, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(returns, expected + v, rtol=1e-5, atol=1e-6)
+    assert abs(expected[-1, 2] - (rewards[-1, 2] + gamma * v_next[-1, 2] - v[-1, 2])) < 1e-6  # the cut
+
+
+def test_reuse_passes_add_ppos_entropy_bonus():
+    """With zero advantages the surrogate has no gradient: the passes move the policy only through the
+    entropy bonus, which widens it; without the bonus they leave it as it is."""
+    actor, critic = make_networks(2, (16,), "tanh", -0.5)
+    params, _ = init_params(actor, critic, jax.random.PRNGKey(0), 3)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (8, 16, 3))
+    noise = jax.random.normal(jax.random.PRNGKey(2), (8, 16, 2))
+    optimizer = make_optimizer(1e-2, 1.0, "constant", 1, (0.9, 0.999))
+    run = lambda ent: reuse_segment(actor, optimizer, params, params, optimizer.init(params), init_stats(3), obs,
+                                    noise, jnp.zeros((8, 16)), 1.0, jax.random.PRNGKey(3), epochs=2, minibatches=2,
+                                    clip_eps=0.2, normalize_advantages=False, ent_coef=ent)[0]
+    log_std = lambda p: actor.apply(p, obs[0])[1]
+    flat = lambda p: jax.flatten_util.ravel_pytree(p)[0]
+    np.testing.assert_array_equal(flat(run(0.0)), flat(params))
+    assert float(jnp.mean(log_std(run(0.01)) - log_std(params))) > 0.01

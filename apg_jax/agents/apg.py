@@ -112,12 +112,17 @@ def segment_objective(actor_params, critic_params, obs_stats, env_state, reset_s
                                     contributions, jax.lax.stop_gradient(discounts))
 
 
+def segment_gae(critic, critic_params, obs_stats, segment: Segment, gamma: float, lam: float):
+    """GAE(lambda) over the segment from ``critic_params``: ``(advantages [K, N], TD(lambda) returns [K, N])``,
+    bootstrapped with the value of the state reached at the cut and at truncations (``compute_gae``)."""
+    value = lambda obs: critic.apply(critic_params, normalize(obs_stats, obs))
+    return compute_gae(segment.rewards, value(segment.obs), value(segment.next_obs), segment.terminated,
+                       segment.ended, gamma, lam)
+
+
 def critic_targets(critic, target_params, obs_stats, segment: Segment, gamma: float, lam: float):
     """TD(lambda) targets ``[K, N]`` for the segment's observations from the target critic."""
-    value = lambda obs: critic.apply(target_params, normalize(obs_stats, obs))
-    _, targets = compute_gae(segment.rewards, value(segment.obs), value(segment.next_obs), segment.terminated,
-                             segment.ended, gamma, lam)
-    return targets
+    return segment_gae(critic, target_params, obs_stats, segment, gamma, lam)[1]
 
 
 def fit_critic(critic, optimizer, params, opt_state, inputs, targets, key, epochs: int, minibatches: int):
@@ -163,6 +168,9 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
                                       sched.num_updates * sched.critic_steps_per_update, config.adam_betas)
     hybrid = config.algo == "hybrid"
     reuse = hybrid and config.hybrid_reuse_epochs > 0
+    reuse_steps = sched.num_updates * config.hybrid_reuse_epochs * config.num_minibatches  # its schedule's length
+    reuse_optimizer = make_optimizer(config.hybrid_reuse_learning_rate or config.learning_rate,
+                                     config.max_grad_norm, config.lr_schedule, reuse_steps, config.adam_betas)
     use_critic = fits_critic(config)
     lengths, n = sched.segment_lengths, config.num_envs
     stagger = config.stagger_clocks and lengths[0] < env.episode_length
@@ -175,7 +183,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
             env_state = stagger_clocks(env, env_state, k_clock)
         return APGState(actor_params, critic_params, critic_params, actor_optimizer.init(actor_params),
                         critic_optimizer.init(critic_params), init_stats(env.observation_size), env_state, key,
-                        jnp.zeros((), jnp.int32), actor_optimizer.init(actor_params) if reuse else None)
+                        jnp.zeros((), jnp.int32), reuse_optimizer.init(actor_params) if reuse else None)
 
     def objective(state: APGState, actor_params, env_state, reset_state, noise):
         """``(objective, Segment)`` of the segment ``noise [K, N', act]`` from ``env_state``."""
@@ -216,10 +224,11 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
                                                               state.actor_params)
             if reuse:
                 actor_params, reuse_opt, reuse_skipped = reuse_segment(
-                    actor, actor_optimizer, state.actor_params, actor_params, state.reuse_opt, state.obs_stats,
-                    segment.obs, noise, advantages, 1.0 - mixture.analytic_weight, jax.random.fold_in(k_noise, 1),
-                    epochs=config.hybrid_reuse_epochs, minibatches=config.num_minibatches,
-                    clip_eps=config.clip_eps, normalize_advantages=config.normalize_advantages)
+                    actor, reuse_optimizer, state.actor_params, actor_params, state.reuse_opt, state.obs_stats,
+                    segment.obs, noise, reuse_advantages(state, segment, advantages), 1.0 - mixture.analytic_weight,
+                    jax.random.fold_in(k_noise, 1), epochs=config.hybrid_reuse_epochs,
+                    minibatches=config.num_minibatches, clip_eps=config.clip_eps,
+                    normalize_advantages=config.normalize_advantages, ent_coef=config.ent_coef)
                 state = state.replace(reuse_opt=reuse_opt)
                 skipped = skipped + jnp.minimum(reuse_skipped, 1.0)
             state = state.replace(actor_params=actor_params, actor_opt=actor_opt)
@@ -265,6 +274,15 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
         baseline (the score function's weights, and the reuse passes' advantages)."""
         baseline = segment.discounts * critic.apply(state.critic_params, normalize(state.obs_stats, segment.obs))
         return jax.lax.stop_gradient(reward_to_go(segment.contributions, segment.ended) - baseline)
+
+    def reuse_advantages(state: APGState, segment: Segment, weights):
+        """The reuse passes' advantages ``[K, N]``: ``weights`` (``G_t - b_t``) or, with
+        ``hybrid_advantages="gae"``, PPO's GAE(``gae_lambda``) from the critic, bootstrapped at the cut."""
+        if config.hybrid_advantages == "segment":
+            return weights
+        advantages = segment_gae(critic, state.critic_params, state.obs_stats, segment, config.gamma,
+                                 config.gae_lambda)[0]
+        return jax.lax.stop_gradient(advantages)
 
     def likelihood_gradients(state: APGState, segment: Segment, noise, weights=None):
         """Flattened score-function gradients ``[N, P]`` of the same objective, critic baseline."""

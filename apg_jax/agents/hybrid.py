@@ -18,8 +18,9 @@ more than ``hybrid_bias_z`` standard errors of their difference (the analytic gr
 stiff or discontinuous dynamics), ``alpha = 0``: the likelihood-ratio gradient alone.
 
 After the mixed step the segment's transitions are reused as PPO reuses a rollout (``reuse_segment``):
-``hybrid_reuse_epochs`` passes of PPO's clipped surrogate (advantages ``G_t - b_t``, ratios to the
-policy that acted), each optimizer update scaled by ``1 - alpha``. Where the analytic gradient is
+``hybrid_reuse_epochs`` passes of PPO's clipped surrogate (advantages: PPO's GAE from the critic, or
+``G_t - b_t`` with ``hybrid_advantages="segment"``; ratios to the policy that acted), each optimizer
+update scaled by ``1 - alpha``. Where the analytic gradient is
 trusted (``alpha`` near 1) this adds almost nothing to APG's step; where it is dropped the hybrid learns
 from each segment as much as PPO does from a rollout, instead of one noisy score-function step.
 """
@@ -31,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from apg_jax.agents.ppo import clipped_surrogate_loss
-from apg_jax.networks import gaussian_log_prob
+from apg_jax.networks import gaussian_entropy, gaussian_log_prob
 from apg_jax.normalization import normalize
 from apg_jax.optim import guarded_update
 
@@ -82,8 +83,10 @@ def mix(analytic: jax.Array, likelihood: jax.Array, bias_z: float) -> Mixture:
 
 
 def reuse_segment(actor, optimizer, acting_params, actor_params, opt_state, obs_stats, obs, noise, advantages,
-                  weight, key, *, epochs: int, minibatches: int, clip_eps: float, normalize_advantages: bool):
-    """PPO's clipped-surrogate passes over a segment's transitions, each update scaled by ``weight``.
+                  weight, key, *, epochs: int, minibatches: int, clip_eps: float, normalize_advantages: bool,
+                  ent_coef: float = 0.0):
+    """PPO's clipped-surrogate passes (less ``ent_coef`` times the policy's entropy, as PPO's loss) over a
+    segment's transitions, each update scaled by ``weight``.
 
     ``obs [K, N, obs]``, ``noise [K, N, act]``: the actions taken were ``mean + std * noise`` under
     ``acting_params``; ``advantages [K, N]``. Starts from ``actor_params`` (``opt_state``: the optimizer
@@ -101,8 +104,9 @@ def reuse_segment(actor, optimizer, acting_params, actor_params, opt_state, obs_
 
         def loss(p):
             m, s = actor.apply(p, inputs[idx])
-            return clipped_surrogate_loss(gaussian_log_prob(actions[idx], m, s), old_log_probs[idx],
-                                          advantages[idx], clip_eps, normalize_advantages)
+            surrogate = clipped_surrogate_loss(gaussian_log_prob(actions[idx], m, s), old_log_probs[idx],
+                                               advantages[idx], clip_eps, normalize_advantages)
+            return surrogate - ent_coef * gaussian_entropy(s)
 
         stepped, opt, bad = guarded_update(optimizer, jax.grad(loss)(params), opt, params)
         params = jax.tree.map(lambda new, old: old + weight * (new - old), stepped, params)
