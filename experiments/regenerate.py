@@ -36,6 +36,10 @@ ADAPTIVE_FIXED = {"pointmass1d": ["results/ablation-protocol/runs/pointmass1d-K[
                   "pointmass2d": ["results/ablation-protocol/runs/pointmass2d-K[0-9f]*-equal-env-steps"],
                   "franka": ["results/adaptive-franka/runs/franka-apg-K[0-9f]*-mc"]}
 
+#: the nominal pointmass2d runs of ``hybrid-v2`` (its near-hard ones end in ``-contact_width1e-06``)
+HYBRID_V2_POINTMASS2D = [f"results/hybrid-v2/runs/pointmass2d-{name}"
+                         for name in ("apg-K8-critic", "hybrid-K8-critic-reuse8-gae", "ppo")]
+
 #: (output folder, module, input globs, extra arguments)
 JOBS = [
     *[(f"results/adaptive-{task}", "report", [f"results/adaptive-{task}/runs"], [])
@@ -50,6 +54,14 @@ JOBS = [
       for version in ("adaptive-v5", "adaptive-v6") for task in ("pointmass1d", "pointmass2d", "franka")],
     ("results/hybrid-pointmass2d-hard", "report", ["results/hybrid-pointmass2d-hard/runs"], []),
     ("results/hybrid-tblock", "report", ["results/hybrid-tblock/runs"], []),
+    # the hybrid's second version beside APG and PPO at their current defaults (tblock: hybrid-tblock's)
+    ("results/hybrid-v2/pointmass2d-hard", "report", ["results/hybrid-v2/runs/pointmass2d-*-contact_width1e-06"],
+     ["--thresholds", "results/comparison/thresholds.json"]),
+    ("results/hybrid-v2/smooth", "report", ["results/hybrid-v2/runs/pointmass1d-*", *HYBRID_V2_POINTMASS2D],
+     ["--thresholds", "results/comparison/thresholds.json"]),
+    ("results/hybrid-v2/tblock", "report", [*(f"results/hybrid-tblock/runs/tblock-{name}" for name in ("apg-K10-mc", "ppo")),
+                                            "results/hybrid-v2/runs/tblock-hybrid-*"],
+     ["--thresholds", "results/comparison/thresholds.json"]),
     *[(f"results/ablation-protocol/{task}-equal-{axis}", "report", [f"results/ablation-protocol/runs/{task}-K*-equal-{axis}"],
        ["--thresholds", "results/comparison/thresholds.json"])
       for task in ("pointmass1d", "pointmass2d", "franka", "tblock") for axis in ("env-steps", "updates")],
