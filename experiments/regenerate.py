@@ -57,6 +57,12 @@ JOBS = [
     # the hybrid's second version beside APG and PPO at their current defaults (tblock: hybrid-tblock's)
     ("results/hybrid-v2/pointmass2d-hard", "report", ["results/hybrid-v2/runs/pointmass2d-*-contact_width1e-06"],
      ["--thresholds", "results/comparison/thresholds.json"]),
+    ("results/hybrid-v2/ablation", "report", ["results/hybrid-v2/ablation-runs/*",
+                                              "results/hybrid-v2/runs/pointmass2d-hybrid-*-contact_width1e-06"],
+     ["--thresholds", "results/comparison/thresholds.json"]),
+    # v2 with APG's unused init_log_std -1.094 instead of PPO's -0.394 (its own folder: the label is the same)
+    ("results/hybrid-v2/ablation-std", "report", ["results/hybrid-v2/ablation-std-runs"],
+     ["--thresholds", "results/comparison/thresholds.json"]),
     ("results/hybrid-v2/smooth", "report", ["results/hybrid-v2/runs/pointmass1d-*", *HYBRID_V2_POINTMASS2D],
      ["--thresholds", "results/comparison/thresholds.json"]),
     ("results/hybrid-v2/tblock", "report", [*(f"results/hybrid-tblock/runs/tblock-{name}" for name in ("apg-K10-mc", "ppo")),
