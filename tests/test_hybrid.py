@@ -226,7 +226,9 @@ def test_segment_gae_bootstraps_at_the_cut_and_at_truncations_not_at_termination
             expected[t, env] = running
     np.testing.assert_allclose(advantages, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(returns, expected + v, rtol=1e-5, atol=1e-6)
-    assert abs(expected[-1, 2] - (rewards[-1, 2] + gamma * v_next[-1, 2] - v[-1, 2])) < 1e-6  # the cut
+    cut = rewards[-1, 2] + gamma * v_next[-1, 2] - v[-1, 2]  # env 2 runs on: one TD error with V(s_K)
+    termination = rewards[2, 0] - v[2, 0]  # env 0's last step: no value after it
+    np.testing.assert_allclose([advantages[-1, 2], advantages[2, 0]], [cut, termination], rtol=1e-5, atol=1e-6)
 
 
 def test_reuse_passes_add_ppos_entropy_bonus():

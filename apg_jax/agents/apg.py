@@ -170,7 +170,8 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
     reuse = hybrid and config.hybrid_reuse_epochs > 0
     reuse_steps = sched.num_updates * config.hybrid_reuse_epochs * config.num_minibatches  # its schedule's length
     reuse_optimizer = make_optimizer(config.hybrid_reuse_learning_rate or config.learning_rate,
-                                     config.max_grad_norm, config.lr_schedule, reuse_steps, config.adam_betas)
+                                     config.max_grad_norm, config.lr_schedule, reuse_steps,
+                                     config.adam_betas) if reuse else None
     use_critic = fits_critic(config)
     lengths, n = sched.segment_lengths, config.num_envs
     stagger = config.stagger_clocks and lengths[0] < env.episode_length
