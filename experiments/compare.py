@@ -12,7 +12,9 @@ fixed from references before any run) is first met by a seed (median over seeds,
 met it), and the compute spent: actor optimizer steps and transitions passed through a backward pass
 (APG and SHAC: each env transition once per update, the hybrid ``1 + reuse epochs``, PPO ``ppo_epochs``).
 Every method against the task's ``<task>-ppo`` run: the probability of improvement (P(X > Y), Mann-Whitney) of final return, final
-success and AUC, with intervals. Writes ``OUT/comparison.md``, ``OUT/summary.json`` (every number in
+success and AUC, with intervals. A task's own evaluation metrics (``TASK_METRICS``: the T-block's maximum and
+final coverage), where every seed logged them, get the same final-value statistics, probability of
+improvement and a row of the figure. Writes ``OUT/comparison.md``, ``OUT/summary.json`` (every number in
 the tables, recomputable from the CSVs: ``tests/test_results_data.py``) and ``OUT/<task>_curves.png``
 (IQM and 95 % band of return and success against env steps and wall-clock, thresholds dashed).
 """
@@ -33,6 +35,8 @@ BOOTSTRAP_SEED = 0
 REPS = 2000
 CURVE_REPS = 500
 AXES = (("env_steps", "env steps"), ("actor_grad_steps", "actor optimizer steps"), ("wall_time_s", "wall-clock [s]"))
+#: a task's own evaluation metrics (metrics.csv column -> summary key), summarised where a run logs them
+TASK_METRICS = {"eval_max_coverage": "final_max_coverage", "eval_final_coverage": "final_coverage"}
 
 
 def load_runs(paths: list[str]) -> list[Run]:
@@ -42,6 +46,11 @@ def load_runs(paths: list[str]) -> list[Run]:
         with open(os.path.join(d, "config.json")) as f:
             runs.append(Run(os.path.basename(os.path.normpath(d)), json.load(f), read_metrics(os.path.join(d, "metrics.csv"))))
     return runs
+
+
+def logs_metric(run: Run, column: str) -> bool:
+    """Whether every seed of ``run`` logged a finite final value of ``column`` (older files hold NaN)."""
+    return column in run.rows[0] and bool(np.all(np.isfinite(run.curve(column)[:, -1])))
 
 
 def backward_passes(config: dict) -> int:
@@ -69,7 +78,9 @@ def method_summary(run: Run, thresholds: list) -> dict:
            "actor_optimizer_steps": float(np.mean(run.curve("actor_grad_steps")[:, -1])),
            "backward_transitions": float(steps[-1] * backward_passes(run.config)),
            "wall_time_s": float(np.mean(run.curve("wall_time_s")[:, -1]))}
-    for key, values in (("final_return", returns[:, -1]), ("final_success", success[:, -1]), ("auc", auc)):
+    finals = [("final_return", returns[:, -1]), ("final_success", success[:, -1]), ("auc", auc)]
+    finals += [(key, run.curve(column)[:, -1]) for column, key in TASK_METRICS.items() if logs_metric(run, column)]
+    for key, values in finals:
         out[key] = {"mean": st.mean(values), "iqm": interval(values, st.interquartile_mean),
                     "median": interval(values, st.median), "per_seed": [float(v) for v in values]}
     out["thresholds"] = []
@@ -93,7 +104,9 @@ def pairwise(methods: list[dict]) -> list[dict]:
             if m is reference:
                 continue
             entry = {"method": m["name"], "against": reference["name"]}
-            for key in ("final_return", "final_success", "auc"):
+            for key in ("final_return", "final_success", "auc", *TASK_METRICS.values()):
+                if key not in m or key not in reference:
+                    continue
                 p, low, high = st.probability_of_improvement_ci(
                     m[key]["per_seed"], reference[key]["per_seed"], reps=REPS, seed=BOOTSTRAP_SEED)
                 entry[key] = [p, low, high]
@@ -119,10 +132,11 @@ def plot_task(runs: list[Run], task: str, thresholds: list, path: str) -> str:
     import matplotlib.pyplot as plt
 
     mine = sorted((r for r in runs if r.task == task), key=lambda r: r.name)
-    fig, axes = plt.subplots(2, 2, figsize=(12, 7))
+    metrics = ["eval_return", "eval_success"] + [c for c in TASK_METRICS if all(logs_metric(r, c) for r in mine)][:1]
+    fig, axes = plt.subplots(len(metrics), 2, figsize=(12, 3.5 * len(metrics)))
     top = -np.inf  # highest return drawn
     for i, run in enumerate(mine):
-        for row, metric in enumerate(("eval_return", "eval_success")):
+        for row, metric in enumerate(metrics):
             values = run.curve(metric)
             bands = np.array([interval(values[:, e], st.interquartile_mean, CURVE_REPS) for e in range(values.shape[1])])
             top = max(top, bands.max()) if metric == "eval_return" else top
@@ -135,8 +149,8 @@ def plot_task(runs: list[Run], task: str, thresholds: list, path: str) -> str:
                 ax.set_ylabel(f"{metric.replace('eval_', 'evaluation ')} (IQM)")
                 ax.grid(alpha=0.3)
     for threshold in thresholds:
-        row = {"eval_return": 0, "eval_success": 1}.get(threshold["column"])
-        if row is not None:
+        if threshold["column"] in metrics:
+            row = metrics.index(threshold["column"])
             for ax in axes[row]:
                 ax.axhline(threshold["value"], color="k", ls="--", lw=1)
     for ax in axes[0]:  # returns span orders of magnitude between an untrained and a trained policy
@@ -186,11 +200,21 @@ def markdown(summary: dict) -> str:
                     lines.append(f"| {m['name']} | {t['column']} >= {t['value']:.4g} | {t['seeds_reaching']}/"
                                  f"{len(m['seeds'])} | {_steps(t['env_steps']['median'])} | "
                                  f"{_steps(t['actor_grad_steps']['median'])} | {_steps(t['wall_time_s']['median'])} |")
+        extra = [key for key in TASK_METRICS.values() if all(key in m for m in data["methods"])]
+        if extra:
+            lines += ["", "| method | " + " | ".join(f"{key.replace('_', ' ')} IQM | median" for key in extra) + " |",
+                      "|---|" + "---|---|" * len(extra)]
+            for m in data["methods"]:
+                lines.append(f"| {m['name']} | " + " | ".join(f"{_ci(m[key]['iqm'])} | {_ci(m[key]['median'])}"
+                                                           for key in extra) + " |")
         if data["probability_of_improvement"]:
-            lines += ["", "| P(method > against) | against | final return | final success | AUC |", "|---|---|---|---|---|"]
+            keys = ["final_return", "final_success", "auc"] + [k for k in TASK_METRICS.values()
+                                                                 if all(k in p for p in data["probability_of_improvement"])]
+            lines += ["", "| P(method > against) | against | " + " | ".join(k.replace("_", " ").replace("auc", "AUC")
+                                                                         for k in keys) + " |",
+                      "|---|---|" + "---|" * len(keys)]
             for p in data["probability_of_improvement"]:
-                lines.append(f"| {p['method']} | {p['against']} | {_ci(p['final_return'], 2)} | "
-                             f"{_ci(p['final_success'], 2)} | {_ci(p['auc'], 2)} |")
+                lines.append(f"| {p['method']} | {p['against']} | " + " | ".join(_ci(p[k], 2) for k in keys) + " |")
         lines += ["", f"![{task}]({task}_curves.png)", ""]
     return "\n".join(lines)
 

@@ -86,24 +86,28 @@ def test_thresholds_come_from_the_references():
     assert set(found) == set(protocol.BUDGETS)
 
 
-def write_run(root, name, task, algo, finals, eval_seed=2026, evals=5):
-    """A run directory with hand-made curves: seed i's return rises linearly to ``finals[i]``."""
+def write_run(root, name, task, algo, finals, eval_seed=2026, evals=5, coverage=None):
+    """A run directory with hand-made curves: seed i's return rises linearly to ``finals[i]``;
+    ``coverage``: seed i's ``eval_max_coverage`` rises linearly to ``coverage[i]`` (no column without)."""
     config = default_config(task, algo, seed=1000, eval_seed=eval_seed, num_evals=evals)
     path = os.path.join(root, name)
     os.makedirs(path)
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump({**json.loads(config.to_json()), "num_seeds": len(finals)}, f)
     fields = ["algo", "task", "seed", "chunk", "env_steps", "grad_steps", "actor_grad_steps", "critic_grad_steps",
-              "wall_time_s", "eval_return", "eval_success"]
+              "wall_time_s", "eval_return", "eval_success"] + (["eval_max_coverage"] if coverage else [])
     with open(os.path.join(path, "metrics.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for chunk in range(evals + 1):
             for i, final in enumerate(finals):
                 ret = -10.0 + (final + 10.0) * chunk / evals
-                writer.writerow(dict(algo=algo, task=task, seed=1000 + i, chunk=chunk, env_steps=1000 * chunk,
-                                     grad_steps=10 * chunk, actor_grad_steps=10 * chunk, critic_grad_steps=0,
-                                     wall_time_s=2.0 * chunk, eval_return=ret, eval_success=float(ret > -3)))
+                row = dict(algo=algo, task=task, seed=1000 + i, chunk=chunk, env_steps=1000 * chunk,
+                           grad_steps=10 * chunk, actor_grad_steps=10 * chunk, critic_grad_steps=0,
+                           wall_time_s=2.0 * chunk, eval_return=ret, eval_success=float(ret > -3))
+                if coverage:
+                    row["eval_max_coverage"] = coverage[i] * chunk / evals
+                writer.writerow(row)
     return path
 
 
@@ -137,6 +141,26 @@ def test_compare_numbers_equal_direct_computation(tmp_path):
     assert pairing["method"] == "pointmass1d-apg" and pairing["final_return"][0] == pytest.approx(7 / 8)
     text = open(tmp_path / "out" / "comparison.md").read()
     assert "7/8" in text and "not reached" in text
+
+
+def test_compare_summarises_the_tasks_own_metric_where_logged(tmp_path):
+    """tblock runs log the evaluation's maximum coverage: it gets IQM, P(> PPO) and a figure row; a run
+    without the column (or with NaN, as older files read) gets none."""
+    apg_cov, ppo_cov = [0.9, 0.4, 0.5, 0.45, 0.6], [0.3, 0.35, 0.5, 0.2, 0.25]
+    write_run(tmp_path / "runs", "tblock-apg", "tblock", "apg", [-1.0] * 5, coverage=apg_cov)
+    write_run(tmp_path / "runs", "tblock-ppo", "tblock", "ppo", [-2.0] * 5, coverage=ppo_cov)
+    write_run(tmp_path / "other", "pointmass1d-apg", "pointmass1d", "apg", [-1.0, -2.0])
+    summary = compare.write_comparison([str(tmp_path / "runs"), str(tmp_path / "other")], None, str(tmp_path / "out"))
+    apg, ppo = summary["tblock"]["methods"]
+    assert apg["final_max_coverage"]["per_seed"] == pytest.approx(apg_cov)
+    assert apg["final_max_coverage"]["iqm"][0] == pytest.approx(stats.trim_mean(apg_cov, 0.25))
+    (pairing,) = summary["tblock"]["probability_of_improvement"]
+    wins = sum((a > b) + 0.5 * (a == b) for a in apg_cov for b in ppo_cov) / 25
+    assert pairing["final_max_coverage"][0] == pytest.approx(wins)
+    assert "final_max_coverage" not in summary["pointmass1d"]["methods"][0]
+    text = open(tmp_path / "out" / "comparison.md").read()
+    assert "final max coverage IQM" in text
+    assert text.split("## pointmass1d")[1].split("## tblock")[0].count("coverage") == 0
 
 
 def test_compare_flags_unpaired_evaluation(tmp_path):
