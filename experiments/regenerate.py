@@ -114,7 +114,13 @@ def readme_block() -> str:
             lines.append(f"| {task} | {m['name']} | {len(m['seeds'])} | {ret[0]:.3f} [{ret[1]:.3f}, {ret[2]:.3f}] | "
                          f"{suc[0]:.2f} | {auc[0]:.3f} | {reach} | "
                          f"{'—' if p is None else f'{p[0]:.2f} [{p[1]:.2f}, {p[2]:.2f}]'} |")
-    return "\n".join(lines)
+    notes = []  # a task's own metric (the T-block's coverage), where its runs logged it
+    for task, data in summary.items():
+        covered = [m for m in data["methods"] if "final_max_coverage" in m]
+        if covered:
+            notes.append(f"{task}, final maximum coverage IQM [95 % CI]: " + "; ".join(
+                "{} {:.3f} [{:.3f}, {:.3f}]".format(m["name"], *m["final_max_coverage"]["iqm"]) for m in covered) + ".")
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def write_readme_block() -> None:
