@@ -146,7 +146,7 @@ def plot_task(runs: list[Run], task: str, thresholds: list, path: str) -> str:
                 ax.plot(x, bands[:, 0], color=f"C{i}", lw=2, label=f"{run.name} ({values.shape[0]} seeds)")
                 ax.fill_between(x, bands[:, 1], bands[:, 2], color=f"C{i}", alpha=0.2)
                 ax.set_xlabel(label)
-                ax.set_ylabel(f"{metric.replace('eval_', 'evaluation ')} (IQM)")
+                ax.set_ylabel(f"{metric.replace('eval_', 'evaluation ').replace('_', ' ')} (IQM)")
                 ax.grid(alpha=0.3)
     for threshold in thresholds:
         if threshold["column"] in metrics:
