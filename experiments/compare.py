@@ -13,8 +13,8 @@ met it), and the compute spent: actor optimizer steps and transitions passed thr
 (APG and SHAC: each env transition once per update, the hybrid ``1 + reuse epochs``, PPO ``ppo_epochs``).
 Every method against the task's ``<task>-ppo`` run: the probability of improvement (P(X > Y), Mann-Whitney) of final return, final
 success and AUC, with intervals. A task's own evaluation metrics (``TASK_METRICS``: the T-block's maximum and
-final coverage), where every seed logged them, get the same final-value statistics, probability of
-improvement and a row of the figure. Writes ``OUT/comparison.md``, ``OUT/summary.json`` (every number in
+final coverage), where every seed logged them, get the same final-value statistics and probability of
+improvement; the first of them (maximum coverage) also a row of the figure. Writes ``OUT/comparison.md``, ``OUT/summary.json`` (every number in
 the tables, recomputable from the CSVs: ``tests/test_results_data.py``) and ``OUT/<task>_curves.png``
 (IQM and 95 % band of return and success against env steps and wall-clock, thresholds dashed).
 """

@@ -161,6 +161,10 @@ def test_compare_summarises_the_tasks_own_metric_where_logged(tmp_path):
     text = open(tmp_path / "out" / "comparison.md").read()
     assert "final max coverage IQM" in text
     assert text.split("## pointmass1d")[1].split("## tblock")[0].count("coverage") == 0
+    # the figure: a third row (3.5 in each, 100 dpi) only where coverage was logged; PNG height at bytes 20-24
+    heights = {t: int.from_bytes(open(tmp_path / "out" / f"{t}_curves.png", "rb").read()[20:24], "big")
+               for t in ("tblock", "pointmass1d")}
+    assert heights == {"tblock": 1050, "pointmass1d": 700}
 
 
 def test_compare_flags_unpaired_evaluation(tmp_path):
