@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from apg_jax import envs
-from apg_jax.envs.tblock import BOXES, S, VERTICES, block_mass_properties
+from apg_jax.envs.tblock import BOXES, S, block_mass_properties
 from gradcheck import fd_jacobian, relative_error
 
 ENV = envs.make("tblock")
@@ -111,6 +111,39 @@ def test_coverage_grid_error_is_within_stated_bound_for_rotated_poses():
         pose = (rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02), np.pi / 4 + rng.uniform(-0.4, 0.4))
         q = state((0.2, 0.2), pose)
         assert abs(float(ENV.coverage(q)) - float(fine.coverage(q))) < 0.02
+
+
+def point_grid_coverage(q, cell=0.002):
+    """Coverage by testing every midpoint of the goal T's grid (float64 numpy): the reference for the
+    row-by-row count of ``TBlock.coverage``."""
+    points = []
+    for cx, cy, hw, hh in BOXES:
+        xs, ys = np.arange(cx - hw + cell / 2, cx + hw, cell), np.arange(cy - hh + cell / 2, cy + hh, cell)
+        points.append(np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2))
+    points = np.concatenate(points)
+
+    def rot(t):
+        return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+
+    local = (q[7:9] + points @ rot(q[9]).T - q[4:6]) @ rot(q[6])
+    inside = np.all(np.abs(local[:, None, :] - BOXES[None, :, :2]) <= BOXES[None, :, 2:], axis=-1)
+    return np.mean(np.any(inside, axis=-1)), len(points)
+
+
+def test_coverage_counts_the_same_grid_points_as_testing_each_point():
+    rng = np.random.default_rng(1)
+    qs = np.zeros((600, 10))
+    qs[:, 7:10] = (0.01, -0.02, 0.7)
+    spread = np.repeat([[0.001, 0.01], [0.03, 0.5], [0.1, 3.0]], 200, axis=0)  # near, middle, anywhere
+    qs[:, 4:6] = qs[:, 7:9] + rng.normal(size=(600, 2)) * spread[:, :1]
+    qs[:, 6] = 0.7 + rng.normal(size=600) * spread[:, 1]
+    qs[::20, 6] = 0.7 + rng.choice([0.0, np.pi / 2, np.pi, -np.pi / 2], size=30)  # axis-aligned: zero slopes
+    counted = np.asarray(jax.vmap(ENV.coverage)(jnp.asarray(qs, jnp.float32)))
+    reference = np.array([point_grid_coverage(q)[0] for q in qs])
+    assert point_grid_coverage(qs[0])[1] == 1575
+    assert np.max(np.abs(counted - reference)) * 1575 < 0.5  # not one point apart
+    assert 0.3 < np.mean(reference > 0) < 0.9 and np.mean(reference > 0.95) > 0.05  # the draw covers the range
+    assert float(ENV.coverage(jnp.full(10, jnp.nan))) == 0.0
 
 
 def test_reset_places_pusher_clear_of_block():

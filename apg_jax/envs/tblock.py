@@ -51,7 +51,10 @@ Model (defaults of ``TBlockParams``):
   to the block before any contact.
 - ``coverage``: area of the block inside the goal T / the T's area, by a midpoint grid of 2 mm cells over
   the goal T (1575 points). Exact for poses whose cells fall wholly in or out; otherwise the error is at
-  most the share of goal cells cut by the block's boundary (about 2 % of the area for a 2 mm grid).
+  most the share of goal cells cut by the block's boundary (about 2 % of the area for a 2 mm grid). The
+  points are counted row by row (an interval of indices per row and box), not one by one: the same count
+  for the cost of 60 rows (testing every point, vmapped over the 300 steps of an evaluation episode,
+  made the evaluation 6x slower than the episode's physics).
   Success at a step: coverage >= 0.95; an episode succeeds if any step does (as in Push-T).
 - Reset: block origin ``U([-0.15, 0.15]^2)``, angle ``U(-pi, pi)``; pusher ``U([-0.2, 0.2]^2)`` not
   touching the block (the first of 16 draws that clears it by 1 cm); pusher at rest. Goal: origin at the
@@ -92,14 +95,14 @@ def block_mass_properties(mass: float):
     return com, float(inertia)
 
 
-def coverage_points(cell: float) -> np.ndarray:
-    """Midpoints ``[P, 2]`` of a ``cell``-metre grid over the T (block frame, m)."""
-    points = []
+def coverage_rows(cell: float) -> np.ndarray:
+    """The rows of a ``cell``-metre midpoint grid over the T (block frame): ``[R, 3]`` with each row's
+    ``y`` [m], first midpoint ``x`` [m] and number of midpoints (the grid of ``coverage``)."""
+    rows = []
     for cx, cy, hw, hh in BOXES:
-        xs = np.arange(cx - hw + cell / 2, cx + hw, cell)
-        ys = np.arange(cy - hh + cell / 2, cy + hh, cell)
-        points.append(np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2))
-    return np.concatenate(points)
+        count = len(np.arange(cx - hw + cell / 2, cx + hw, cell))
+        rows += [(y, cx - hw + cell / 2, count) for y in np.arange(cy - hh + cell / 2, cy + hh, cell)]
+    return np.array(rows)
 
 
 def rotation(theta):
@@ -173,7 +176,7 @@ class TBlock(DiffEnv):
     def __init__(self, **overrides):
         super().__init__(**overrides)
         self.com, self.inertia = block_mass_properties(self.params.block_mass)  # block frame m, kg m^2
-        self.points = coverage_points(self.params.coverage_cell)
+        self.coverage_grid = coverage_rows(self.params.coverage_cell)
 
     def validate_params(self):
         super().validate_params()
@@ -227,12 +230,32 @@ class TBlock(DiffEnv):
         return {"max_coverage": jnp.max(cover), "final_coverage": cover[-1]}
 
     def coverage(self, q):
-        """Share of the goal T covered by the block (grid estimate, see module docstring)."""
-        goal_points = self.vertices_of(q[7:10], self.points)
-        local = (goal_points - q[4:6]) @ rotation(q[6])  # into the block frame
-        boxes = jnp.asarray(BOXES, q.dtype)
-        inside = jnp.all(jnp.abs(local[:, None, :] - boxes[None, :, :2]) <= boxes[None, :, 2:], axis=-1)
-        return jnp.mean(jnp.any(inside, axis=-1).astype(q.dtype))
+        """Share of the goal T covered by the block (grid estimate, see module docstring). Counted row by
+        row: along a grid row the block-frame coordinates are linear in ``x``, so the midpoints inside each
+        box of the block form one interval of indices (the same count as testing every point, at the cost
+        of the rows; 0 for a non-finite state)."""
+        rows = jnp.asarray(self.coverage_grid, q.dtype)
+        y, x0, count = rows[:, 0], rows[:, 1], rows[:, 2]
+        cos, sin = jnp.cos(q[9] - q[6]), jnp.sin(q[9] - q[6])
+        shift = (q[7:9] - q[4:6]) @ rotation(q[6])  # goal origin in the block frame
+        # a goal point (x, y) lies at block-frame (cos x - sin y, sin x + cos y) + shift
+        lo = jnp.full((len(BOXES), y.shape[0]), -jnp.inf, q.dtype)
+        hi = jnp.full_like(lo, jnp.inf)
+        for slope, offset, axis in ((cos, -sin * y + shift[0], 0), (sin, cos * y + shift[1], 1)):
+            centre, half = (jnp.asarray(BOXES[:, k][:, None], q.dtype) for k in (axis, axis + 2))
+            # |slope x + offset - centre| <= half, as an interval of x per (box, row)
+            safe = jnp.where(jnp.abs(slope) > 1e-9, slope, 1.0)
+            ends = ((centre - half - offset) / safe, (centre + half - offset) / safe)
+            inside_anywhere = jnp.abs(offset - centre) <= half  # a zero slope: every x or none
+            lo = jnp.maximum(lo, jnp.where(jnp.abs(slope) > 1e-9, jnp.minimum(*ends),
+                                           jnp.where(inside_anywhere, -jnp.inf, jnp.inf)))
+            hi = jnp.minimum(hi, jnp.where(jnp.abs(slope) > 1e-9, jnp.maximum(*ends),
+                                           jnp.where(inside_anywhere, jnp.inf, -jnp.inf)))
+        cell = self.params.coverage_cell
+        first = jnp.maximum(jnp.ceil((lo - x0) / cell), 0.0)
+        last = jnp.minimum(jnp.floor((hi - x0) / cell), count - 1)
+        covered = jnp.sum(jnp.maximum(last - first + 1.0, 0.0))  # the two boxes touch only on an edge
+        return jnp.where(jnp.isfinite(covered), covered / jnp.sum(count), 0.0)
 
     @staticmethod
     def vertices_of(pose, local_points):
