@@ -43,6 +43,11 @@ class TrainConfig:
     num_eval_envs: int = 128  #: fixed evaluation environments (own RNG stream), deterministic policy
     eval_seed: int | None = None  #: None: each seed evaluates on starts drawn from its own key; an integer:
     #: every seed and every algorithm evaluates on the same starts (paired comparisons, experiments.protocol)
+    # ----- starting point
+    init_policy: str | None = None  #: a finished run directory whose trained actor (parameters and
+    #: observation statistics) every seed starts from instead of a random one (fine-tuning, e.g. APG after
+    #: PPO); its task, hidden sizes and activation must match. The critic starts fresh
+    init_policy_seed: int | None = None  #: which of that run's seeds (None: its first)
     # ----- networks (shared by both algorithms)
     hidden_sizes: tuple = (64, 64)  #: hidden layer widths of actor and critic
     activation: str = "tanh"  #: tanh | relu | elu | swish
@@ -291,6 +296,8 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         raise ConfigError(
             f"num_envs * rollout_length = {config.num_envs * config.rollout_length} must be divisible "
             f"by num_minibatches = {config.num_minibatches}")
+    if config.init_policy_seed is not None and not config.init_policy:
+        raise ConfigError("init_policy_seed needs init_policy (the run directory to start from)")
     if not 0.0 <= config.curriculum <= 1.0:
         raise ConfigError(f"curriculum must be a fraction of env_steps in [0, 1], got {config.curriculum}")
     if config.critic_warmup_steps < 0 or config.critic_warmup_steps > config.env_steps:

@@ -19,7 +19,7 @@ from apg_jax.agents.ppo import make_ppo
 from apg_jax.config import SEGMENT_ALGOS, ConfigError, Schedule, TrainConfig, schedule, validate
 from apg_jax.envs.randomized import RandomizedPhysics
 from apg_jax.evaluation import evaluate
-from apg_jax.networks import deterministic_action
+from apg_jax.networks import deterministic_action, init_params, make_networks
 
 
 @struct.dataclass
@@ -89,8 +89,12 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
         return index, {"segment_snr": stats.snr[index],
                        "segment_cosine": stats.cosine[index, jnp.maximum(reference, 0)]}, stats
 
+    start_from = initial_policy(config, env) if config.init_policy else None
+
     def init(key):
         learner = learner_init(jax.random.fold_in(key, 0))
+        if start_from is not None:
+            learner = learner.replace(actor_params=start_from[0], obs_stats=start_from[1])
         start = jnp.asarray(len(lengths) // 2, jnp.int32)  # kept only if no length is reliable at the start
         index = choose(learner, start)[0]  # the first choice needs no confirmation
         zero = jnp.zeros((), jnp.int32)
@@ -142,6 +146,39 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
         return jax.lax.scan(lambda s, _: chunk(s), init(key), None, length=sched.num_chunks)
 
     return Trainer(env, config, sched, actor, init, learner_updates[0], chunk, evaluate_state, train)
+
+
+def initial_policy(config: TrainConfig, env: envs.DiffEnv):
+    """``(actor_params, obs_stats)`` of seed ``config.init_policy_seed`` (None: the first) of the finished run
+    ``config.init_policy``, checked against ``config``'s task and networks (``ConfigError`` otherwise)."""
+    import numpy as np
+
+    from apg_jax import rundir
+    from apg_jax.normalization import RunningStats
+
+    source = config.init_policy
+    try:
+        source_config, _ = rundir.read_config(source)
+        arrays = rundir.load_policy_arrays(source)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"init_policy: {err}") from None
+    mismatched = [f"{name} {getattr(source_config, name)!r} (here {getattr(config, name)!r})"
+                  for name in ("task", "hidden_sizes", "activation") if getattr(source_config, name) != getattr(config, name)]
+    if mismatched:
+        raise ConfigError(f"init_policy {source} has another actor: " + ", ".join(mismatched))
+    seeds = [int(s) for s in np.asarray(arrays["seeds"]).ravel()]
+    seed = seeds[0] if config.init_policy_seed is None else config.init_policy_seed
+    if seed not in seeds:
+        raise ConfigError(f"init_policy_seed {seed} is not in {source}; it holds seeds {seeds}")
+    pick = lambda tree: jax.tree.map(lambda x: jnp.asarray(x[seeds.index(seed)], jnp.float32), tree)
+    params, stats = pick(arrays["actor_params"]), RunningStats(**pick(arrays["obs_stats"]))
+    actor, critic = make_networks(env.action_size, config.hidden_sizes, config.activation, config.init_log_std)
+    expected = jax.eval_shape(lambda: init_params(actor, critic, jax.random.PRNGKey(0), env.observation_size)[0])
+    shapes = lambda tree: jax.tree.map(lambda x: tuple(x.shape), tree)
+    if shapes(params) != shapes(expected) or stats.mean.shape != (env.observation_size,):
+        raise ConfigError(f"init_policy {source}: its actor's arrays do not fit this task's actor "
+                          f"({shapes(params)} against {shapes(expected)})")
+    return params, stats
 
 
 def restart_actor_optimizer(learner, restart: jax.Array):

@@ -86,6 +86,8 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     (["--set", "curriculum=1.5"], "curriculum must be a fraction of env_steps in [0, 1]"),
     (["--set", "curriculum=0.5"], "task 'pointmass1d' has no curriculum"),
     (["--set", "exploration_noise=no"], "exploration_noise must be True or False, got 'no' (str)"),
+    (["--set", "init_policy_seed=3"], "init_policy_seed needs init_policy"),
+    (["--set", "init_policy=no/such/run"], "init_policy: "),
 ])
 def test_invalid_configurations_stop_before_compilation(args, message, tmp_path, compiles, capsys):
     out = tmp_path / "x"
@@ -117,3 +119,24 @@ def test_progress_is_one_plain_line_per_evaluation_off_a_terminal(tmp_path, caps
 def test_set_reads_true_and_false_in_any_case_as_booleans(text, value):
     parsed = run_cli.build_config(run_cli.parse_args(["--task", "pointmass1d", "--set", f"exploration_noise={text}"]))
     assert parsed.exploration_noise is value
+
+
+def test_init_policy_starts_every_seed_from_the_trained_actor(tmp_path):
+    """APG fine-tuning a PPO policy: its first evaluation (before any update) is the source's last, on the
+    same evaluation starts; a mismatched actor or an absent seed is refused before training."""
+    source = default_config("pointmass1d", "ppo", env_steps=2 * 32 * 32 * 4, num_envs=32, rollout_length=32,
+                            num_evals=2, eval_seed=7)
+    trained = run_experiment(source, 1, str(tmp_path / "ppo"), progress=False)
+    tuned = default_config("pointmass1d", "apg", env_steps=2 * 32 * 100, num_envs=32, num_evals=2, eval_seed=7,
+                           init_policy=str(tmp_path / "ppo"))
+    fine = run_experiment(tuned, 2, str(tmp_path / "apg"), progress=False, artifacts=False)
+    last = [r for r in trained.rows if r["chunk"] == 2][0]["eval_return"]
+    firsts = [r["eval_return"] for r in fine.rows if r["chunk"] == 0]
+    assert firsts == pytest.approx([last, last], rel=1e-5)
+    fresh = run_experiment(tuned.replace(init_policy=None), 1, str(tmp_path / "fresh"), progress=False,
+                           max_chunks=1, artifacts=False)
+    assert abs(fresh.rows[0]["eval_return"] - last) > 0.1 * abs(last)  # the check above can fail
+    with pytest.raises(ConfigError, match="another actor: hidden_sizes"):
+        run_experiment(tuned.replace(hidden_sizes=(32,)), 1, str(tmp_path / "x"), progress=False)
+    with pytest.raises(ConfigError, match="init_policy_seed 5 is not in"):
+        run_experiment(tuned.replace(init_policy_seed=5), 1, str(tmp_path / "y"), progress=False)
