@@ -121,6 +121,7 @@ def test_set_reads_true_and_false_in_any_case_as_booleans(text, value):
     assert parsed.exploration_noise is value
 
 
+@pytest.mark.slow
 def test_init_policy_starts_every_seed_from_the_trained_actor(tmp_path):
     """APG fine-tuning a PPO policy: its first evaluation (before any update) is the source's last, on the
     same evaluation starts; a mismatched actor or an absent seed is refused before training."""
