@@ -96,6 +96,8 @@ def run_warp_experiment(config: TrainConfig, num_seeds: int, out_dir: str, devic
     if config.segment_length == "auto":
         raise ConfigError("the warp backend trains fixed segment lengths; use the jax backend for "
                           "segment_length=auto")
+    if config.init_policy:
+        raise ConfigError("the warp backend starts from a fresh policy; drop init_policy or use the jax backend")
     if num_seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {num_seeds}")
     trainer = make_trainer(config)  # validates before the run directory is written

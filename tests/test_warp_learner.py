@@ -150,3 +150,20 @@ def test_torch_learner_refuses_nonfinite_gradients_and_restarts_the_environment(
     q, steps, metrics = apg.update(q, steps, reset_q, torch.zeros(10, 8, 1), orders, 100)
     assert metrics["skipped_updates"] == 0 and metrics["nonfinite_envs"] == 0
     assert not torch.equal(before[0], policy.actor_parameters()[0])
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(algo="ppo"), "trains APG only"),
+    (dict(env_params={"mass": 2.0}), "default parameters"),
+    (dict(randomize={"mass": (0.5, 1.5)}), "fixed parameters"),
+    (dict(segment_length="auto"), "fixed segment lengths"),
+    (dict(init_policy="runs/any"), "starts from a fresh policy"),
+])
+def test_warp_backend_refuses_what_it_does_not_support(change, message, tmp_path):
+    from apg_jax import ConfigError, default_config
+    from experiments.warp_backend import run_warp_experiment
+
+    with pytest.raises(ConfigError, match=message):
+        run_warp_experiment(default_config("pointmass1d", "apg").replace(**change), 1, str(tmp_path / "run"),
+                            progress=False)
+    assert not (tmp_path / "run").exists()
