@@ -244,22 +244,17 @@ class TBlock(DiffEnv):
         for slope, offset, axis in ((cos, -sin * y + shift[0], 0), (sin, cos * y + shift[1], 1)):
             centre, half = (jnp.asarray(BOXES[:, k][:, None], q.dtype) for k in (axis, axis + 2))
             # |slope x + offset - centre| <= half, as an interval of x per (box, row)
-            safe = jnp.where(jnp.abs(slope) > 1e-9, slope, 1.0)
+            sloped = jnp.abs(slope) > 1e-9
+            safe = jnp.where(sloped, slope, 1.0)
             ends = ((centre - half - offset) / safe, (centre + half - offset) / safe)
-            inside_anywhere = jnp.abs(offset - centre) <= half  # a zero slope: every x or none
-            lo = jnp.maximum(lo, jnp.where(jnp.abs(slope) > 1e-9, jnp.minimum(*ends),
-                                           jnp.where(inside_anywhere, -jnp.inf, jnp.inf)))
-            hi = jnp.minimum(hi, jnp.where(jnp.abs(slope) > 1e-9, jnp.maximum(*ends),
-                                           jnp.where(inside_anywhere, jnp.inf, -jnp.inf)))
+            everywhere = jnp.where(jnp.abs(offset - centre) <= half, jnp.inf, -jnp.inf)  # a zero slope: all or none
+            lo = jnp.maximum(lo, jnp.where(sloped, jnp.minimum(*ends), -everywhere))
+            hi = jnp.minimum(hi, jnp.where(sloped, jnp.maximum(*ends), everywhere))
         cell = self.params.coverage_cell
         first = jnp.maximum(jnp.ceil((lo - x0) / cell), 0.0)
         last = jnp.minimum(jnp.floor((hi - x0) / cell), count - 1)
         covered = jnp.sum(jnp.maximum(last - first + 1.0, 0.0))  # the two boxes touch only on an edge
         return jnp.where(jnp.isfinite(covered), covered / jnp.sum(count), 0.0)
-
-    @staticmethod
-    def vertices_of(pose, local_points):
-        return pose[:2] + jnp.asarray(local_points, pose.dtype) @ rotation(pose[2]).T
 
     # ----- dynamics --------------------------------------------------------------------------------
     def wall_depth(self, x, margin):
