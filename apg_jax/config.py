@@ -47,7 +47,8 @@ class TrainConfig:
     init_policy: str | None = None  #: a finished run directory whose trained actor (parameters and
     #: observation statistics) every seed starts from instead of a random one (fine-tuning, e.g. APG after
     #: PPO); its task, hidden sizes and activation must match. The critic starts fresh
-    init_policy_seed: int | None = None  #: which of that run's seeds (None: its first)
+    init_policy_seed: int | str | None = None  #: which of that run's seeds: an integer, None (its first), or
+    #: "paired": each seed starts from the source's seed of the same number (fine-tuning every seed of a run)
     # ----- networks (shared by both algorithms)
     hidden_sizes: tuple = (64, 64)  #: hidden layer widths of actor and critic
     activation: str = "tanh"  #: tanh | relu | elu | swish
@@ -192,6 +193,9 @@ PRESETS: dict[str, dict] = {
     "shac": dict(algo="apg", segment_length=32, bootstrap="critic", exploration_noise=True, critic_epochs=16,
                  critic_minibatches=4, target_tau=0.8, td_lambda=0.95, gamma=0.99, adam_betas=(0.7, 0.95),
                  max_grad_norm=1.0, learning_rate=2e-3, critic_learning_rate=2e-3, lr_schedule="linear"),
+    # fine-tuning a trained policy (init_policy; experiments.switch's stage 2): no curriculum, a small
+    # learning rate decayed to 0 (results/tblock-finetune: a constant 3e-4 forgot PPO's strategy)
+    "finetune": dict(curriculum=0.0, learning_rate=1e-4, lr_schedule="linear"),
 }
 
 
@@ -298,6 +302,9 @@ def validate(config: TrainConfig, episode_length: int) -> None:
             f"by num_minibatches = {config.num_minibatches}")
     if config.init_policy_seed is not None and not config.init_policy:
         raise ConfigError("init_policy_seed needs init_policy (the run directory to start from)")
+    if not (config.init_policy_seed in (None, "paired") or (isinstance(config.init_policy_seed, int)
+                                                              and not isinstance(config.init_policy_seed, bool))):
+        raise ConfigError(f"init_policy_seed must be a seed number, 'paired' or None, got {config.init_policy_seed!r}")
     if not 0.0 <= config.curriculum <= 1.0:
         raise ConfigError(f"curriculum must be a fraction of env_steps in [0, 1], got {config.curriculum}")
     if config.critic_warmup_steps < 0 or config.critic_warmup_steps > config.env_steps:

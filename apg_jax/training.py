@@ -44,6 +44,8 @@ class Trainer(NamedTuple):
     #: ``lax.switch`` on ``length_index`` (batch seeds with ``lax.map``, not ``vmap``, which runs every branch)
     evaluate: Callable  #: TrainState -> {"eval_return", "eval_success"}
     train: Callable  #: key -> (TrainState, metrics [num_chunks])
+    paired_seeds: tuple | None  #: with ``init_policy_seed="paired"`` the seeds ``init`` can start (the source's);
+    #: callers check theirs with ``check_paired_seeds``
 
 
 def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Trainer:
@@ -94,7 +96,11 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
     def init(key):
         learner = learner_init(jax.random.fold_in(key, 0))
         if start_from is not None:
-            learner = learner.replace(actor_params=start_from[0], obs_stats=start_from[1])
+            params, stats, source_seeds = start_from
+            # the source's entry whose seed key is ``key`` (the first where none is: check_paired_seeds)
+            index = jnp.argmax(jnp.all(seed_keys_of(source_seeds) == key, axis=-1))
+            pick = lambda tree: jax.tree.map(lambda x: x[index], tree)
+            learner = learner.replace(actor_params=pick(params), obs_stats=pick(stats))
         start = jnp.asarray(len(lengths) // 2, jnp.int32)  # kept only if no length is reliable at the start
         index = choose(learner, start)[0]  # the first choice needs no confirmation
         zero = jnp.zeros((), jnp.int32)
@@ -145,12 +151,26 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
     def train(key):
         return jax.lax.scan(lambda s, _: chunk(s), init(key), None, length=sched.num_chunks)
 
-    return Trainer(env, config, sched, actor, init, learner_updates[0], chunk, evaluate_state, train)
+    paired = start_from[2] if config.init_policy_seed == "paired" else None
+    return Trainer(env, config, sched, actor, init, learner_updates[0], chunk, evaluate_state, train, paired)
+
+
+def check_paired_seeds(trainer: Trainer, first_seed: int, num_seeds: int) -> None:
+    """``ConfigError`` unless every seed ``first_seed .. + num_seeds - 1`` has its own source policy (with
+    ``init_policy_seed="paired"``; nothing to check otherwise)."""
+    if trainer.paired_seeds is None:
+        return
+    missing = sorted(set(range(first_seed, first_seed + num_seeds)) - set(trainer.paired_seeds))
+    if missing:
+        raise ConfigError(f"init_policy_seed='paired': {trainer.config.init_policy} holds seeds "
+                          f"{list(trainer.paired_seeds)}, not {missing}; train only those seeds (--seed, --seeds) "
+                          f"or start every seed from one with init_policy_seed=S")
 
 
 def initial_policy(config: TrainConfig, env: envs.DiffEnv):
-    """``(actor_params, obs_stats)`` of seed ``config.init_policy_seed`` (None: the first) of the finished run
-    ``config.init_policy``, checked against ``config``'s task and networks (``ConfigError`` otherwise)."""
+    """``(actor_params, obs_stats, seeds)`` of the finished run ``config.init_policy``, each with a leading axis
+    over ``seeds`` (a tuple): its seed ``config.init_policy_seed`` (None: its first) or, "paired", all of
+    them; checked against ``config``'s task and networks (``ConfigError`` otherwise)."""
     import numpy as np
 
     from apg_jax import rundir
@@ -167,18 +187,21 @@ def initial_policy(config: TrainConfig, env: envs.DiffEnv):
     if mismatched:
         raise ConfigError(f"init_policy {source} has another actor: " + ", ".join(mismatched))
     seeds = [int(s) for s in np.asarray(arrays["seeds"]).ravel()]
-    seed = seeds[0] if config.init_policy_seed is None else config.init_policy_seed
-    if seed not in seeds:
-        raise ConfigError(f"init_policy_seed {seed} is not in {source}; it holds seeds {seeds}")
-    pick = lambda tree: jax.tree.map(lambda x: jnp.asarray(x[seeds.index(seed)], jnp.float32), tree)
+    chosen = seeds if config.init_policy_seed == "paired" else [
+        seeds[0] if config.init_policy_seed is None else config.init_policy_seed]
+    if chosen[0] not in seeds:
+        raise ConfigError(f"init_policy_seed {chosen[0]} is not in {source}; it holds seeds {seeds}")
+    rows = np.array([seeds.index(seed) for seed in chosen])
+    pick = lambda tree: jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[rows], jnp.float32), tree)
     params, stats = pick(arrays["actor_params"]), RunningStats(**pick(arrays["obs_stats"]))
     actor, critic = make_networks(env.action_size, config.hidden_sizes, config.activation, config.init_log_std)
     expected = jax.eval_shape(lambda: init_params(actor, critic, jax.random.PRNGKey(0), env.observation_size)[0])
     shapes = lambda tree: jax.tree.map(lambda x: tuple(x.shape), tree)
-    if shapes(params) != shapes(expected) or stats.mean.shape != (env.observation_size,):
+    one = lambda tree: jax.tree.map(lambda x: x[0], tree)
+    if shapes(one(params)) != shapes(expected) or stats.mean.shape[1:] != (env.observation_size,):
         raise ConfigError(f"init_policy {source}: its actor's arrays do not fit this task's actor "
-                          f"({shapes(params)} against {shapes(expected)})")
-    return params, stats
+                          f"({shapes(one(params))} against {shapes(expected)})")
+    return params, stats, tuple(chosen)
 
 
 def restart_actor_optimizer(learner, restart: jax.Array):
@@ -221,7 +244,12 @@ def evaluation_key(config: TrainConfig, seed_key: jax.Array) -> jax.Array:
 
 def seed_keys(first_seed: int, num_seeds: int) -> jax.Array:
     """Keys ``[num_seeds, 2]`` for seeds ``first_seed .. first_seed + num_seeds - 1``."""
-    return jax.vmap(jax.random.PRNGKey)(jnp.arange(first_seed, first_seed + num_seeds))
+    return seed_keys_of(range(first_seed, first_seed + num_seeds))
+
+
+def seed_keys_of(seeds) -> jax.Array:
+    """Keys ``[len(seeds), 2]`` of the seed numbers ``seeds``."""
+    return jax.vmap(jax.random.PRNGKey)(jnp.asarray(list(seeds)))
 
 
 def step_counts(sched: Schedule, chunk: int, updates: int) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 
 from apg_jax import rundir
 from apg_jax.config import ConfigError, TrainConfig
-from apg_jax.training import make_trainer, seed_keys, step_counts
+from apg_jax.training import check_paired_seeds, make_trainer, seed_keys, step_counts
 from experiments.progress import Progress
 
 
@@ -42,6 +42,7 @@ def run_experiment(config: TrainConfig, num_seeds: int, out_dir: str, progress: 
     if num_seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {num_seeds}")
     trainer = make_trainer(config)  # validates before anything is compiled
+    check_paired_seeds(trainer, config.seed, num_seeds)
     sched = trainer.schedule
     rundir.prepare(config, num_seeds, out_dir)
     keys = seed_keys(config.seed, num_seeds)

@@ -88,6 +88,7 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     (["--set", "exploration_noise=no"], "exploration_noise must be True or False, got 'no' (str)"),
     (["--set", "init_policy_seed=3"], "init_policy_seed needs init_policy"),
     (["--set", "init_policy=no/such/run"], "init_policy: "),
+    (["--set", "init_policy=runs/x", "--set", "init_policy_seed=pairs"], "init_policy_seed must be a seed number"),
 ])
 def test_invalid_configurations_stop_before_compilation(args, message, tmp_path, compiles, capsys):
     out = tmp_path / "x"
@@ -124,20 +125,30 @@ def test_set_reads_true_and_false_in_any_case_as_booleans(text, value):
 @pytest.mark.slow
 def test_init_policy_starts_every_seed_from_the_trained_actor(tmp_path):
     """APG fine-tuning a PPO policy: its first evaluation (before any update) is the source's last, on the
-    same evaluation starts; a mismatched actor or an absent seed is refused before training."""
+    same evaluation starts: every seed from the source's first, or with "paired" each from its own; a
+    mismatched actor, an absent seed or an unpaired one is refused before training."""
     source = default_config("pointmass1d", "ppo", env_steps=2 * 32 * 32 * 4, num_envs=32, rollout_length=32,
                             num_evals=2, eval_seed=7)
-    trained = run_experiment(source, 1, str(tmp_path / "ppo"), progress=False)
+    trained = run_experiment(source, 2, str(tmp_path / "ppo"), progress=False)
+    last = {r["seed"]: r["eval_return"] for r in trained.rows if r["chunk"] == 2}
+    assert abs(last[0] - last[1]) > 1e-3 * abs(last[0])  # so that pairing can be told from no pairing
     tuned = default_config("pointmass1d", "apg", env_steps=2 * 32 * 100, num_envs=32, num_evals=2, eval_seed=7,
                            init_policy=str(tmp_path / "ppo"))
+    firsts = lambda result: [r["eval_return"] for r in sorted(result.rows, key=lambda r: r["seed"]) if r["chunk"] == 0]
     fine = run_experiment(tuned, 2, str(tmp_path / "apg"), progress=False, artifacts=False)
-    last = [r for r in trained.rows if r["chunk"] == 2][0]["eval_return"]
-    firsts = [r["eval_return"] for r in fine.rows if r["chunk"] == 0]
-    assert firsts == pytest.approx([last, last], rel=1e-5)
+    assert firsts(fine) == pytest.approx([last[0], last[0]], rel=1e-5)
+    paired = run_experiment(tuned.replace(init_policy_seed="paired"), 2, str(tmp_path / "paired"), progress=False,
+                            max_chunks=0, artifacts=False)
+    assert firsts(paired) == pytest.approx([last[0], last[1]], rel=1e-5)
+    one = run_experiment(tuned.replace(init_policy_seed="paired", seed=1), 1, str(tmp_path / "one"), progress=False,
+                         max_chunks=0, artifacts=False)
+    assert firsts(one) == pytest.approx([last[1]], rel=1e-5)
     fresh = run_experiment(tuned.replace(init_policy=None), 1, str(tmp_path / "fresh"), progress=False,
                            max_chunks=1, artifacts=False)
-    assert abs(fresh.rows[0]["eval_return"] - last) > 0.1 * abs(last)  # the check above can fail
+    assert abs(fresh.rows[0]["eval_return"] - last[0]) > 0.1 * abs(last[0])  # the checks above can fail
     with pytest.raises(ConfigError, match="another actor: hidden_sizes"):
         run_experiment(tuned.replace(hidden_sizes=(32,)), 1, str(tmp_path / "x"), progress=False)
     with pytest.raises(ConfigError, match="init_policy_seed 5 is not in"):
         run_experiment(tuned.replace(init_policy_seed=5), 1, str(tmp_path / "y"), progress=False)
+    with pytest.raises(ConfigError, match=r"holds seeds \[0, 1\], not \[2\]"):
+        run_experiment(tuned.replace(init_policy_seed="paired", seed=1), 2, str(tmp_path / "z"), progress=False)
