@@ -12,7 +12,7 @@ from apg_jax.agents.apg import PROBE_STREAM, segment_objective
 from apg_jax.envs.batch import reset_batch
 from apg_jax.networks import make_networks
 from apg_jax.optim import make_optimizer
-from apg_jax.rundir import load_checkpoint, metric_row, read_metrics, save_checkpoint
+from apg_jax.rundir import load_checkpoint, metric_row, save_checkpoint
 from apg_jax.training import gradient_scale_ratio, make_trainer
 from experiments import run as run_cli
 from experiments.cli import config_name
