@@ -269,3 +269,36 @@ def test_implicit_contact_keeps_large_substeps_close_to_fine_ones():
     assert float(jnp.abs(fine_traj[-1, 5] - q0[5])) > 0.03  # the block was pushed
     assert float(jnp.max(jnp.linalg.norm(coarse_traj[:, 4:6] - fine_traj[:, 4:6], axis=-1))) < 0.004
     assert float(jnp.max(jnp.abs(coarse_traj[:, 6] - fine_traj[:, 6]))) < 0.03  # of 0.3 rad turned
+
+
+def test_soft_depth_reaching_changes_the_gradient_out_of_contact_only():
+    from apg_jax.envs.smooth import soft_depth, soft_depth_reaching
+
+    with jax.enable_x64(True):
+        width, reach = 0.0005, 0.005
+        x = jnp.array([-0.02, -0.005, -0.001, 0.0, 0.0002, 0.002])
+        surrogate = jax.vmap(jax.grad(lambda v: soft_depth_reaching(v, width, reach)))(x)
+        exact = jax.vmap(jax.grad(lambda v: soft_depth(v, width)))(x)
+        np.testing.assert_array_equal(soft_depth_reaching(x, width, reach), soft_depth(x, width))
+        np.testing.assert_allclose(surrogate[x >= 0], exact[x >= 0], rtol=1e-12)  # in contact: exact
+        np.testing.assert_allclose(surrogate[x < 0], jax.nn.sigmoid(x[x < 0] / reach), rtol=1e-12)
+        assert np.all(np.asarray(surrogate[x < 0]) > 1e3 * np.asarray(exact[x < 0])[0:1])  # reaches further
+
+
+def test_contact_gradient_reach_sees_a_push_before_the_touch_and_leaves_the_physics_alone():
+    """A pusher 8 mm above the bar, driven straight down for one step, stops short of it: the states are
+    those of the exact task, the exact gradient of the block's position on the target is ~0, the
+    surrogate's says that a lower target pushes the block down (as a touch would)."""
+    reaching = envs.make("tblock", contact_gradient_reach=0.005)
+    with pytest.raises(ValueError, match="contact_gradient_reach must be >= 0"):
+        envs.make("tblock", contact_gradient_reach=-0.001)
+    with jax.enable_x64(True):
+        top = 0.0 + ENV.params.pusher_radius + 0.008  # the bar's top edge is at y = 0 in the block frame
+        q = state((0.0, top), (0.0, 0.0, 0.0)).astype(jnp.float64)
+        u = jnp.array([0.0, top]) / REACH  # hold position: no touch
+        block_y = lambda env: (lambda u_: env.physics_step(q, u_)[0][5])
+        np.testing.assert_array_equal(reaching.physics_step(q, u)[0], ENV.physics_step(q, u)[0])
+        exact = jax.grad(block_y(ENV))(u)
+        surrogate = jax.grad(block_y(reaching))(u)
+        assert abs(float(exact[1])) < 1e-6
+        assert float(surrogate[1]) > 1e3 * abs(float(exact[1]))  # lower target -> block lower

@@ -74,7 +74,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from apg_jax.envs.base import DiffEnv
-from apg_jax.envs.smooth import contact_gate, soft_depth
+from apg_jax.envs.smooth import contact_gate, soft_depth, soft_depth_reaching
 
 S = 0.03  #: m, the Push-T unit length (30 px)
 # The two rectangles of the T in the block frame: (centre x, centre y, half width, half height) [m].
@@ -142,6 +142,9 @@ class TBlockParams:
     contact_damping: float = 0.2  #: N s/m
     pusher_wall_stiffness: float = 1e4  #: 1/s^2, wall spring on the pusher (acceleration per m)
     contact_width: float = 0.0005  #: m, softplus smoothing of penetration
+    contact_gradient_reach: float = 0.0  #: m; > 0: the pusher-block spring's *gradient* out of contact decays
+    #: over this distance instead of contact_width (``soft_depth_reaching``): a biased surrogate that tells the
+    #: analytic gradient where a push would act before the pusher touches; forces unchanged. 0: exact
     friction: float = 0.3  #: pusher-block friction coefficient
     friction_speed: float = 0.05  #: m/s, tanh smoothing of the friction direction
     sdf_width: float = 0.0005  #: m, smoothing of the box distances
@@ -183,6 +186,9 @@ class TBlock(DiffEnv):
         p = self.params
         if p.substeps < 1 or len(p.goal) != 3:
             raise ValueError("substeps must be >= 1 and goal must be (x, y, theta)")
+        if p.contact_gradient_reach < 0:
+            raise ValueError(f"contact_gradient_reach must be >= 0 m (0: the exact gradient), got "
+                             f"{p.contact_gradient_reach}")
         h = p.dt / p.substeps
         # the contact springs are implicit along their normals; the pusher's PD and wall springs are not
         # (semi-implicit Euler of x'' = -w^2 x - c x' is stable for h w < 2 and h c < 2)
@@ -312,7 +318,8 @@ class TBlock(DiffEnv):
         dist, grad_local = self.local_distance_and_gradient(local)
         normal = R @ (grad_local / jnp.sqrt(jnp.sum(grad_local**2) + NORMAL_EPS))  # block -> pusher
         pen = p.pusher_radius - dist
-        spring = p.contact_stiffness * soft_depth(pen, p.contact_width)
+        spring = p.contact_stiffness * (soft_depth_reaching(pen, p.contact_width, p.contact_gradient_reach)
+                                        if p.contact_gradient_reach > 0 else soft_depth(pen, p.contact_width))
         gate = contact_gate(pen, p.contact_width)
         point = pos - normal * dist  # closest point of the T
         # wall contacts of the block's vertices
