@@ -49,6 +49,8 @@ class TrainConfig:
     #: PPO); its task, hidden sizes and activation must match. The critic starts fresh
     init_policy_seed: int | str | None = None  #: which of that run's seeds: an integer, None (its first), or
     #: "paired": each seed starts from the source's seed of the same number (fine-tuning every seed of a run)
+    init_policy_log_std: float | None = None  #: replaces the source actor's log standard deviation (both
+    #: action dimensions): the exploration scale of PPO / hybrid fine-tuning; None: the source's
     # ----- networks (shared by both algorithms)
     hidden_sizes: tuple = (64, 64)  #: hidden layer widths of actor and critic
     activation: str = "tanh"  #: tanh | relu | elu | swish
@@ -302,6 +304,8 @@ def validate(config: TrainConfig, episode_length: int) -> None:
             f"by num_minibatches = {config.num_minibatches}")
     if config.init_policy_seed is not None and not config.init_policy:
         raise ConfigError("init_policy_seed needs init_policy (the run directory to start from)")
+    if config.init_policy_log_std is not None and not config.init_policy:
+        raise ConfigError("init_policy_log_std needs init_policy (the run directory to start from)")
     if not (config.init_policy_seed in (None, "paired") or (isinstance(config.init_policy_seed, int)
                                                               and not isinstance(config.init_policy_seed, bool))):
         raise ConfigError(f"init_policy_seed must be a seed number, 'paired' or None, got {config.init_policy_seed!r}")

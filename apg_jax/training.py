@@ -194,6 +194,9 @@ def initial_policy(config: TrainConfig, env: envs.DiffEnv):
     rows = np.array([seeds.index(seed) for seed in chosen])
     pick = lambda tree: jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[rows], jnp.float32), tree)
     params, stats = pick(arrays["actor_params"]), RunningStats(**pick(arrays["obs_stats"]))
+    if config.init_policy_log_std is not None:
+        log_std = jnp.full_like(params["params"]["log_std"], config.init_policy_log_std)
+        params = {**params, "params": {**params["params"], "log_std": log_std}}
     actor, critic = make_networks(env.action_size, config.hidden_sizes, config.activation, config.init_log_std)
     expected = jax.eval_shape(lambda: init_params(actor, critic, jax.random.PRNGKey(0), env.observation_size)[0])
     shapes = lambda tree: jax.tree.map(lambda x: tuple(x.shape), tree)

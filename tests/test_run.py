@@ -11,6 +11,7 @@ from apg_jax.envs import make
 from experiments import run as run_cli
 from apg_jax.rundir import read_metrics
 from experiments.runner import run_experiment
+from apg_jax.training import initial_policy
 
 TINY = ["--task", "pointmass1d", "--env-steps", "64000", "--set", "num_evals=4", "--set", "num_envs=32",
         "--no-progress"]
@@ -89,6 +90,7 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     (["--set", "init_policy_seed=3"], "init_policy_seed needs init_policy"),
     (["--set", "init_policy=no/such/run"], "init_policy: "),
     (["--set", "init_policy=runs/x", "--set", "init_policy_seed=pairs"], "init_policy_seed must be a seed number"),
+    (["--set", "init_policy_log_std=-3.0"], "init_policy_log_std needs init_policy"),
 ])
 def test_invalid_configurations_stop_before_compilation(args, message, tmp_path, compiles, capsys):
     out = tmp_path / "x"
@@ -143,6 +145,12 @@ def test_init_policy_starts_every_seed_from_the_trained_actor(tmp_path):
     one = run_experiment(tuned.replace(init_policy_seed="paired", seed=1), 1, str(tmp_path / "one"), progress=False,
                          max_chunks=0, artifacts=False)
     assert firsts(one) == pytest.approx([last[1]], rel=1e-5)
+    source_params = initial_policy(tuned, make("pointmass1d"))[0]
+    wider = initial_policy(tuned.replace(init_policy_log_std=-3.0, init_policy_seed="paired"), make("pointmass1d"))[0]
+    np.testing.assert_array_equal(wider["params"]["log_std"], np.full((2, 1), -3.0))
+    assert np.any(np.asarray(source_params["params"]["log_std"]) != -3.0)
+    np.testing.assert_array_equal(wider["params"]["MLP_0"]["Dense_2"]["kernel"][:1],
+                                  source_params["params"]["MLP_0"]["Dense_2"]["kernel"])
     fresh = run_experiment(tuned.replace(init_policy=None), 1, str(tmp_path / "fresh"), progress=False,
                            max_chunks=1, artifacts=False)
     assert abs(fresh.rows[0]["eval_return"] - last[0]) > 0.1 * abs(last[0])  # the checks above can fail
