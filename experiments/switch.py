@@ -7,8 +7,8 @@
 Stage 1 is a plain run at its algorithm's defaults; every later stage starts each seed from the previous
 stage's policy of the same seed (``init_policy_seed="paired"``) with the ``finetune`` preset (no
 curriculum, learning rate 1e-4 decayed linearly), its critic and optimizer fresh. ``--stages`` defaults to
-the task's recipe in ``RECIPES`` (the T-block's measured one: PPO finds the strategy, APG the precision,
-PPO with little exploration noise the last corrections) or else ``ppo apg`` at their default budgets.
+the task's recipe in ``RECIPES`` (the T-block's measured one, results/tblock-finetune: PPO finds the
+strategy, APG the precision) or else ``ppo apg`` at their default budgets.
 Writes ``OUT/<i>-<algo>/`` (ordinary run directories: every tool reads them) and ``OUT/metrics.csv``, all
 stages as one learning curve (each stage's env steps, gradient steps and wall-clock counted on from the
 previous stage's end; a ``stage`` column). Re-running the command resumes.
@@ -22,8 +22,7 @@ import sys
 from experiments.cli import parse_overrides, select_platform
 
 #: per task, the default stages: (algo, env steps, settings on top of the defaults and the finetune preset)
-RECIPES = {"tblock": (("ppo", 30_000_000, {}), ("apg", 2_000_000, {}),
-                      ("ppo", 10_000_000, {"init_policy_log_std": -3.0, "ent_coef": 0.0}))}
+RECIPES = {"tblock": (("ppo", 30_000_000, {}), ("apg", 2_000_000, {}))}
 
 
 def parse_stage(text: str) -> tuple[str, int | None]:

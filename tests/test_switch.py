@@ -63,21 +63,25 @@ def test_switch_continues_every_seed_from_its_own_first_stage_policy(tmp_path):
 
 
 def test_stages_come_from_the_recipe_and_settings_reach_their_stage():
-    args = switch.parse_args(["--task", "tblock", "--set", "3:ent_coef=0.05", "--seed", "4"])
+    args = switch.parse_args(["--task", "tblock", "--set", "2:segment_length=4", "--seed", "4"])
     configs = switch.stage_configs(args, switch.stage_list(args), "runs/x")
-    assert [(c.algo, c.env_steps) for c in configs] == [("ppo", 30_000_000), ("apg", 2_000_000), ("ppo", 10_000_000)]
+    assert [(c.algo, c.env_steps) for c in configs] == [("ppo", 30_000_000), ("apg", 2_000_000)]
     assert configs[0].init_policy is None and configs[0].curriculum == 0.6  # stage 1: the task's defaults
-    assert [c.init_policy for c in configs[1:]] == [os.path.join("runs/x", "1-ppo"), os.path.join("runs/x", "2-apg")]
-    assert {c.init_policy_seed for c in configs[1:]} == {"paired"} and {c.seed for c in configs} == {4}
+    assert (configs[1].init_policy, configs[1].init_policy_seed) == (os.path.join("runs/x", "1-ppo"), "paired")
+    assert {c.seed for c in configs} == {4}
     assert (configs[1].learning_rate, configs[1].curriculum) == (1e-4, 0.0)  # the finetune preset
-    assert (configs[2].init_policy_log_std, configs[2].ent_coef) == (-3.0, 0.05)  # --set over the recipe
+    assert configs[1].segment_length == 4  # --set reaches its stage only
+    three = switch.parse_args(["--task", "tblock", "--stages", "ppo:3e7", "apg:2e6", "ppo:1e7",
+                               "--set", "3:init_policy_log_std=-3.0"])
+    configs = switch.stage_configs(three, switch.stage_list(three), "runs/x")
+    assert configs[2].init_policy == os.path.join("runs/x", "2-apg") and configs[2].init_policy_log_std == -3.0
     plain = switch.parse_args(["--task", "pointmass2d", "--stages", "apg:5e5", "ppo"])
     algos_budgets = [(c.algo, c.env_steps) for c in switch.stage_configs(plain, switch.stage_list(plain), "o")]
     assert algos_budgets[0] == ("apg", 500_000) and algos_budgets[1][0] == "ppo"
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--set", "4:ent_coef=0"], "STAGE in 1..3"),
+    (["--set", "3:ent_coef=0"], "STAGE in 1..2"),
     (["--set", "ent_coef=0"], "STAGE:NAME=VALUE"),
     (["--stages", "ppo:lots"], "a stage is ALGO[:ENV_STEPS]"),
     (["--stages", "sac:1e6"], "unknown algo 'sac'"),
