@@ -9,8 +9,10 @@ A trial trains the task's defaults (``apg_jax.config.DEFAULTS``; ``brax_ppo``: b
 PPO's defaults, the checked baseline of ``experiments.brax_baseline``) with the sampled settings of
 ``SEARCH_SPACE`` on the tuning seeds (default 100, 101: never reported) for ``--env-steps`` (default the
 task's protocol budget, ``experiments.protocol.BUDGETS``, the same for every algorithm). Its objective is
-``OBJECTIVE``: the mean evaluation return over the seeds and the last quarter of the evaluations (it
-rewards a high and early plateau, not a lucky last point). Trials are sampled by TPE (first
+the mean of the task's ``OBJECTIVE_METRIC`` (evaluation return, or the task's own score where its issue
+sets targets on it) over the seeds and the last quarter of the evaluations (it rewards a high and early
+plateau, not a lucky last point). ``--rescore`` re-scores a search's finished trials from their
+``metrics.csv`` after the objective changed (it trains nothing). Trials are sampled by TPE (first
 ``--startup-trials`` at random), each trial's sampler seeded with ``--sampler-seed + trial number`` so an
 interrupted search resumes to the same trials: run the same command again. Writes under ``--out``:
 ``study.journal`` (optuna's log), ``trials/trial-NNN/`` (each trial's ``config.json`` and
@@ -62,7 +64,14 @@ SEARCH_SPACE = {
 SEARCH_SPACE["brax_ppo"] = {**{k: v for k, v in SEARCH_SPACE["shared"].items()
                                if k not in ("critic_learning_rate", "lr_schedule", "init_log_std")},
                             **SEARCH_SPACE["ppo"]}
-OBJECTIVE = "mean eval_return over seeds and the last quarter of evaluations"
+#: The metrics.csv column a task's search maximises; tblock: the mean maximum coverage of an episode, the
+#: continuous form of Push-T's success (coverage >= 0.95), on which its targets are set (the shaped return
+#: ranks policies that stop pressing near the goal above ones that push it home)
+OBJECTIVE_METRIC = {"tblock": "eval_max_coverage"}
+
+
+def objective_name(task: str) -> str:
+    return f"mean {OBJECTIVE_METRIC.get(task, 'eval_return')} over seeds and the last quarter of evaluations"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -80,6 +89,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="fix a TrainConfig field for every trial (not searched)")
     p.add_argument("--out", required=True, help="study directory")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--rescore", action="store_true",
+                   help="recompute the finished trials' objectives from their metrics.csv (trains nothing)")
     return p.parse_args(argv)
 
 
@@ -112,11 +123,14 @@ def to_config_fields(values: dict) -> dict:
     return out
 
 
-def objective(rows: list[dict]) -> float:
-    """``OBJECTIVE`` of a trial's metrics rows (every seed, every evaluation incl. the initial one)."""
+def objective(rows: list[dict], task: str) -> float:
+    """``objective_name(task)`` of a trial's metrics rows (every seed, every evaluation incl. the initial one)."""
+    metric = OBJECTIVE_METRIC.get(task, "eval_return")
+    if any(metric not in r for r in rows):
+        raise ValueError(f"the trial's metrics have no '{metric}' column, the objective of a {task} search")
     chunks = sorted({r["chunk"] for r in rows})
     tail = chunks[-max(1, len(chunks) // 4):]
-    values = [r["eval_return"] for r in rows if r["chunk"] in tail]
+    values = [float(r[metric]) for r in rows if r["chunk"] in tail]
     return float(sum(values) / len(values))
 
 
@@ -144,8 +158,39 @@ def run_trial(args, base, values: dict, number: int) -> float:
         rows = run_baseline(config, args.seeds, out_dir, progress=not args.no_progress)
     else:
         rows = run_experiment(config, args.seeds, out_dir, progress=not args.no_progress, artifacts=False).rows
-    value = objective(rows)
+    value = objective(rows, args.task)
     return value if math.isfinite(value) else float("nan")
+
+
+def read_trial_rows(out: str, number: int) -> list[dict]:
+    """A trial's ``metrics.csv`` rows with numeric values (``chunk`` as int)."""
+    with open(os.path.join(out, "trials", f"trial-{number:03d}", "metrics.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["chunk"] = int(r["chunk"])
+    return rows
+
+
+def rescore(args) -> None:
+    """Rewrite the study with every finished trial's objective recomputed from its ``metrics.csv``
+    (same numbers, settings and sampler history; a trial that is still running is refused)."""
+    import optuna
+
+    old = open_study(args)
+    trials = old.get_trials(deepcopy=False)
+    if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
+        raise ValueError(f"{args.out} has an unfinished trial: resume the search (same command without "
+                         "--rescore) before re-scoring it")
+    journal = os.path.join(args.out, "study.journal")
+    os.replace(journal, journal + ".rescoring")
+    new = open_study(args)
+    for t in trials:
+        value = objective(read_trial_rows(args.out, t.number), args.task) if t.state.name == "COMPLETE" else None
+        finite = value is not None and math.isfinite(value)
+        new.add_trial(optuna.trial.create_trial(
+            params=t.params, distributions=t.distributions, value=value if finite else None,
+            state=optuna.trial.TrialState.COMPLETE if finite else optuna.trial.TrialState.FAIL))
+    os.remove(journal + ".rescoring")
 
 
 def write_tables(args, study, space: dict) -> dict:
@@ -165,7 +210,7 @@ def write_tables(args, study, space: dict) -> dict:
     if not complete:
         return {}
     best = max(complete, key=lambda t: t.value)
-    record = {"task": args.task, "algo": args.algo, "objective": OBJECTIVE, "best_trial": best.number,
+    record = {"task": args.task, "algo": args.algo, "objective": objective_name(args.task), "best_trial": best.number,
               "best_value": best.value, "settings": to_config_fields(best.params),
               "trials_complete": len(complete), "tuning_seeds": list(range(args.seed, args.seed + args.seeds)),
               "env_steps": int(args.env_steps), "fixed": args.fixed}
@@ -187,6 +232,9 @@ def tune(args) -> dict:
     algo = "ppo" if args.algo == "brax_ppo" else args.algo
     base = default_config(args.task, algo, seed=args.seed, env_steps=int(args.env_steps), **args.fixed)
     space = space_for(args.algo, make(args.task).episode_length)
+    if args.rescore:
+        rescore(args)
+        return write_tables(args, open_study(args), space)
     study = open_study(args)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):  # interrupted
         value = run_trial(args, base, to_config_fields(t.params), t.number)
@@ -225,7 +273,7 @@ def main(argv=None) -> int:
         return 2
     try:
         best = tune(args)
-    except ConfigError as err:
+    except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if best:

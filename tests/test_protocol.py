@@ -74,6 +74,48 @@ def test_tune_search_space_fits_the_task_and_refuses_bad_input(capsys):
     assert "unknown task" in capsys.readouterr().err
 
 
+def write_trial_metrics(out, number, returns, coverages):
+    """A trial's metrics.csv: one seed, one row per evaluation (chunks 0..n-1)."""
+    path = os.path.join(out, "trials", f"trial-{number:03d}")
+    os.makedirs(path)
+    with open(os.path.join(path, "metrics.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["seed", "chunk", "eval_return", "eval_max_coverage"])
+        writer.writerows([100, i, r, c] for i, (r, c) in enumerate(zip(returns, coverages)))
+
+
+def test_tune_rescore_ranks_a_tblock_search_by_coverage(tmp_path, capsys):
+    """A finished search scored by return is re-scored from its trials' metrics.csv by tblock's objective
+    (mean max coverage over the last quarter of evaluations): values, best trial and best.json change,
+    settings and numbers stay, nothing trains; an unfinished trial is refused."""
+    import optuna
+
+    out = str(tmp_path / "s")
+    args = type("Args", (), {"out": out, "task": "tblock", "algo": "apg"})
+    study = tune.open_study(args)
+    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+    curves = [([-300, -200, -150, -100], [0.1, 0.3, 0.4, 0.5]),  # best return, low coverage
+              ([-400, -300, -250, -200], [0.1, 0.5, 0.7, 0.9])]  # best coverage
+    for number, (returns, coverages) in enumerate(curves):
+        study.add_trial(optuna.trial.create_trial(params={"learning_rate": 1e-3 * (number + 1)}, distributions=dist,
+                                                  value=float(returns[-1])))
+        write_trial_metrics(out, number, returns, coverages)
+    assert tune.main(["--task", "tblock", "--algo", "apg", "--rescore", "--out", out]) == 0
+    trials = read_trials(out)
+    assert [float(t["objective"]) for t in trials] == [pytest.approx(0.5), pytest.approx(0.9)]
+    assert [float(t["learning_rate"]) for t in trials] == [pytest.approx(1e-3), pytest.approx(2e-3)]
+    best = json.load(open(os.path.join(out, "best.json")))
+    assert best["best_trial"] == 1 and best["objective"].startswith("mean eval_max_coverage")
+    assert os.listdir(out).count("study.journal") == 1 and not any("rescoring" in n for n in os.listdir(out))
+    assert tune.objective([{"chunk": 0, "eval_return": -1.0}], "pointmass1d") == -1.0
+    with pytest.raises(ValueError, match="eval_max_coverage"):
+        tune.objective([{"chunk": 0, "eval_return": -1.0}], "tblock")
+
+    tune.open_study(args).ask(dist)  # an interrupted trial: re-scoring it is refused
+    assert tune.main(["--task", "tblock", "--algo", "apg", "--rescore", "--out", out]) == 2
+    assert "unfinished trial" in capsys.readouterr().err
+
+
 def test_thresholds_come_from_the_references():
     from apg_jax.envs import make
     from apg_jax.references import pointmass1d_optimal_returns
