@@ -303,3 +303,19 @@ def test_contact_gradient_reach_sees_a_push_before_the_touch_and_leaves_the_phys
         surrogate = jax.grad(block_y(reaching))(u)
         assert abs(float(exact[1])) < 1e-6
         assert float(surrogate[1]) > 1e3 * abs(float(exact[1]))  # lower target -> block lower
+
+
+def test_reach_margin_leaves_close_gaps_unpenalised_and_pulls_distant_pushers():
+    """Pusher straight above the bar at gaps of 1 and 5 cm, reach weight 1 / m: with a 2 cm margin the reach
+    term (the reward lost against the same task without it) is ~0 at 1 cm and 3 cm at 5 cm; without a
+    margin 1 and 5 cm (softplus smoothing 5 mm: within 1 mm)."""
+    margin = envs.make("tblock", reach_margin=0.02, reach_weight=1.0)
+    plain = envs.make("tblock", reach_margin=0.0, reach_weight=1.0)
+    free = envs.make("tblock", reach_weight=0.0)
+    with pytest.raises(ValueError, match="reach_margin must be >= 0"):
+        envs.make("tblock", reach_margin=-0.01)
+    with jax.enable_x64(True):
+        for gap, with_margin, without in ((0.01, 0.0, 0.01), (0.05, 0.03, 0.05)):
+            q = state((0.0, ENV.params.pusher_radius + gap), (0.0, 0.0, 0.0)).astype(jnp.float64)
+            assert float(free.reward(q) - margin.reward(q)) == pytest.approx(with_margin, abs=1e-3)
+            assert float(free.reward(q) - plain.reward(q)) == pytest.approx(without, abs=1e-3)

@@ -158,3 +158,14 @@ def test_constants_come_from_the_jax_task():
     q, u = jnp.array([[0.0, 0.0, 0.5]]), jnp.array([[1.0]])
     ref = jax.vmap(env.physics_step)(q, u)[0]
     np.testing.assert_allclose(sim.step(to_torch(q, "cpu"), to_torch(u, "cpu"))[0].numpy(), ref, rtol=1e-6)
+
+
+def test_tblock_reward_parameters_come_from_the_jax_task():
+    """A non-default reach term (weight 1 / m, 2 cm margin) gives the Warp twin the JAX task's rewards."""
+    overrides = dict(reach_weight=1.0, reach_margin=0.02)
+    env, sim = envs.make("tblock", **overrides), warp_bridge.make("tblock", **overrides)
+    qs, us = batch(env, 64, 3)
+    reward = jax.vmap(env.physics_step)(qs, us)[1]
+    assert float(jnp.std(reward - jax.vmap(envs.make("tblock").physics_step)(qs, us)[1])) > 1e-3  # it matters
+    np.testing.assert_allclose(sim.step(to_torch(qs, "cpu"), to_torch(us, "cpu"))[1].numpy(), reward,
+                               rtol=1e-5, atol=1e-6)

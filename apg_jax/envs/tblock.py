@@ -158,6 +158,8 @@ class TBlockParams:
     reach_weight: float = 0.1  #: reward per m of pusher-to-block gap (1.0 held the pusher against the
     #: block where it had stopped: final coverage 0.29 against 0.40 at 0.1, APG, 5 M steps)
     gap_smoothing: float = 0.005  #: m, softplus width of that gap (a touching pusher is not rewarded more)
+    reach_margin: float = 0.0  #: m, gaps up to this are not penalised: the reach term pulls a distant pusher
+    #: towards the block without holding it against it
     effort_cost: float = 0.01  #: reward per (m/s)^2 of pusher speed
     distance_eps: float = 0.001  #: m, smoothing of keypoint distances
     coverage_cell: float = 0.002  #: m, grid of the coverage metric
@@ -186,6 +188,8 @@ class TBlock(DiffEnv):
         p = self.params
         if p.substeps < 1 or len(p.goal) != 3:
             raise ValueError("substeps must be >= 1 and goal must be (x, y, theta)")
+        if p.reach_margin < 0:
+            raise ValueError(f"reach_margin must be >= 0 m (0: every gap is penalised), got {p.reach_margin}")
         if p.contact_gradient_reach < 0:
             raise ValueError(f"contact_gradient_reach must be >= 0 m (0: the exact gradient), got "
                              f"{p.contact_gradient_reach}")
@@ -362,7 +366,7 @@ class TBlock(DiffEnv):
         p = self.params
         diff = self.vertices(q[4:7]) - self.vertices(q[7:10])
         keypoint = jnp.mean(jnp.sqrt(jnp.sum(diff**2, -1) + p.distance_eps**2) - p.distance_eps)
-        gap_raw = self.local_distance(self.world_to_block(q[4:7], q[0:2])) - p.pusher_radius
+        gap_raw = self.local_distance(self.world_to_block(q[4:7], q[0:2])) - p.pusher_radius - p.reach_margin
         gap = soft_depth(gap_raw, p.gap_smoothing)
         return -(p.keypoint_weight * keypoint + p.reach_weight * gap + p.effort_cost * jnp.sum(q[2:4] ** 2))
 

@@ -19,7 +19,7 @@ class TBlockWarp(SubstepWarpTask):
         boxes = wp.constant(wp.types.matrix(shape=(2, 4), dtype=float)(*[float(v) for v in BOXES.ravel()]))
         verts = wp.constant(wp.types.matrix(shape=(8, 2), dtype=float)(*[float(v) for v in VERTICES.ravel()]))
         com_local = wp.constant(wp.vec2(float(env.com[0]), float(env.com[1])))
-        L, pr = float(p.half_width), float(p.pusher_radius)
+        L, pr, margin = float(p.half_width), float(p.pusher_radius), float(p.reach_margin)
         kp, kd, kw = float(p.pusher_kp), float(p.pusher_kd), float(p.pusher_wall_stiffness)
         k, c, cw = float(p.contact_stiffness), float(p.contact_damping), float(p.contact_width)
         k_wall = float(p.wall_stiffness)
@@ -186,7 +186,7 @@ class TBlockWarp(SubstepWarpTask):
                 diff = origin + rot(s[i, 6], v) - goal - rot(s[i, 9], v)
                 keypoint = keypoint + wp.sqrt(wp.dot(diff, diff) + d_eps * d_eps) - d_eps
             pos = wp.vec2(s[i, 0], s[i, 1])
-            gap = soft_depth(local_distance(rot(-s[i, 6], pos - origin))[0] - pr, gap_w)
+            gap = soft_depth(local_distance(rot(-s[i, 6], pos - origin))[0] - pr - margin, gap_w)
             speed2 = s[i, 2] * s[i, 2] + s[i, 3] * s[i, 3]
             reward[i] = -(w_key * keypoint / 8.0 + w_reach * gap + w_effort * speed2)
 
