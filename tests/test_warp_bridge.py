@@ -161,8 +161,9 @@ def test_constants_come_from_the_jax_task():
 
 
 def test_tblock_reward_parameters_come_from_the_jax_task():
-    """A non-default reach term (weight 1 / m, 2 cm margin) gives the Warp twin the JAX task's rewards."""
-    overrides = dict(reach_weight=1.0, reach_margin=0.02)
+    """Non-default reward terms (reach weight 1 / m with a 2 cm margin, the precision term) give the Warp twin
+    the JAX task's rewards."""
+    overrides = dict(reach_weight=1.0, reach_margin=0.02, precision_weight=0.1)
     env, sim = envs.make("tblock", **overrides), warp_bridge.make("tblock", **overrides)
     qs, us = batch(env, 64, 3)
     reward = jax.vmap(env.physics_step)(qs, us)[1]

@@ -32,6 +32,7 @@ class TBlockWarp(SubstepWarpTask):
         reach = L - pr
         w_key, w_reach, w_effort, d_eps = (float(p.keypoint_weight), float(p.reach_weight), float(p.effort_cost),
                                            float(p.distance_eps))
+        w_precision, precision_scale = float(p.precision_weight), float(p.precision_scale)
 
         @wp.func
         def rot(theta: float, v: wp.vec2):
@@ -188,7 +189,9 @@ class TBlockWarp(SubstepWarpTask):
             pos = wp.vec2(s[i, 0], s[i, 1])
             gap = soft_depth(local_distance(rot(-s[i, 6], pos - origin))[0] - pr - margin, gap_w)
             speed2 = s[i, 2] * s[i, 2] + s[i, 3] * s[i, 3]
-            reward[i] = -(w_key * keypoint / 8.0 + w_reach * gap + w_effort * speed2)
+            keypoint = keypoint / 8.0
+            reward[i] = -(w_key * keypoint + w_precision * wp.log(1.0 + keypoint / precision_scale)
+                          + w_reach * gap + w_effort * speed2)
 
         self.substep_kernel, self.reward_kernel, self.substeps = substep, reward_kernel, int(p.substeps)
 
