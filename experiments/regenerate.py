@@ -74,7 +74,7 @@ JOBS = [
     ("results/tblock-tuning", "trials", ["results/tblock-tuning/runs"], []),
     ("results/tblock-finetune", "trials", ["results/tblock-finetune/runs"], []),
     ("results/tblock-apg-long", "trials", ["results/tblock-apg-long/runs"], []),
-    ("results/tblock-reward", "trials", ["results/tblock-reward/runs"], []),
+    ("results/tblock-default-variants", "trials", ["results/tblock-default-variants/runs"], []),
     *[(f"results/tuning/{name}", "trials", [f"results/tuning/{name}/trials"], [])
       for name in (f"{task}-{algo}" for task in ("pointmass1d", "pointmass2d", "franka", "tblock")
                    for algo in ("apg", "ppo", "brax_ppo"))],
