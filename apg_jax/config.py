@@ -169,15 +169,16 @@ DEFAULTS: dict[tuple[str, str], dict] = {
                                  lr_schedule="linear", max_grad_norm=4.868, reward_scale=10.0, init_log_std=-0.3937,
                                  rollout_length=32, ppo_epochs=8, num_minibatches=4, clip_eps=0.1, ent_coef=0.0,
                                  gae_lambda=0.9),
-    # tblock APG: the best of 16 equal-effort trials (5 M steps, seeds 100-101, results/tuning/tblock-apg) by
+    # tblock: each the best of 16 equal-effort trials (5 M steps, seeds 100-101, results/tuning/tblock-*) by
     # tblock's objective, the mean maximum coverage (experiments.tune.OBJECTIVE_METRIC), with issue 14's
-    # curriculum (not searched). PPO: issue 14's six trials (results/tblock-tuning), a curriculum with an
-    # entropy bonus (best final coverage of those twelve trials); its 16-trial search has not finished yet
+    # curriculum (not searched)
     ("tblock", "apg"): dict(env_steps=5_000_000, num_envs=32, learning_rate=7.447e-4, critic_learning_rate=1.127e-4,
                             lr_schedule="linear", max_grad_norm=0.3975, reward_scale=10.0, init_log_std=-0.9417,
                             segment_length=64, bootstrap="mc", exploration_noise=False, curriculum=0.6),
-    ("tblock", "ppo"): dict(env_steps=5_000_000, num_envs=128, learning_rate=1e-3, lr_schedule="linear",
-                            init_log_std=-1.0, curriculum=0.6, ent_coef=0.01),
+    ("tblock", "ppo"): dict(env_steps=5_000_000, num_envs=256, learning_rate=1.252e-3, critic_learning_rate=2.694e-3,
+                            lr_schedule="linear", max_grad_norm=8.459, reward_scale=10.0, init_log_std=-0.9422,
+                            rollout_length=32, ppo_epochs=8, num_minibatches=16, clip_eps=0.1, ent_coef=0.001,
+                            gae_lambda=0.9, curriculum=0.6),
     # franka: each the best of 16 equal-effort trials (2 M steps, seeds 100-101, results/tuning/franka-{apg,ppo})
     ("franka", "apg"): dict(env_steps=2_000_000, num_envs=32, learning_rate=1.656e-3, critic_learning_rate=9.798e-4,
                             lr_schedule="linear", max_grad_norm=2.341, reward_scale=1.0, init_log_std=-1.176,

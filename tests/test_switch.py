@@ -71,6 +71,9 @@ def test_stages_come_from_the_recipe_and_settings_reach_their_stage():
     assert {c.seed for c in configs} == {4}
     assert (configs[1].learning_rate, configs[1].curriculum) == (1e-4, 0.0)  # the finetune preset
     assert configs[1].segment_length == 4  # --set reaches its stage only
+    # the recipe keeps the settings it was measured with, whatever the task's defaults are now
+    assert (configs[0].num_envs, configs[0].ent_coef, configs[0].ppo_epochs) == (128, 0.01, 4)
+    assert (configs[1].num_envs, configs[1].reward_scale, configs[1].bootstrap) == (64, 1.0, "mc")
     three = switch.parse_args(["--task", "tblock", "--stages", "ppo:3e7", "apg:2e6", "ppo:1e7",
                                "--set", "3:init_policy_log_std=-3.0"])
     configs = switch.stage_configs(three, switch.stage_list(three), "runs/x")
