@@ -162,19 +162,12 @@ def run_trial(args, base, values: dict, number: int) -> float:
     return value if math.isfinite(value) else float("nan")
 
 
-def read_trial_rows(out: str, number: int) -> list[dict]:
-    """A trial's ``metrics.csv`` rows with numeric values (``chunk`` as int)."""
-    with open(os.path.join(out, "trials", f"trial-{number:03d}", "metrics.csv"), newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r["chunk"] = int(r["chunk"])
-    return rows
-
-
 def rescore(args) -> None:
     """Rewrite the study with every finished trial's objective recomputed from its ``metrics.csv``
     (same numbers, settings and sampler history; a trial that is still running is refused)."""
     import optuna
+
+    from apg_jax.rundir import read_metrics
 
     old = open_study(args)
     trials = old.get_trials(deepcopy=False)
@@ -185,7 +178,8 @@ def rescore(args) -> None:
     os.replace(journal, journal + ".rescoring")
     new = open_study(args)
     for t in trials:
-        value = objective(read_trial_rows(args.out, t.number), args.task) if t.state.name == "COMPLETE" else None
+        rows = read_metrics(os.path.join(args.out, "trials", f"trial-{t.number:03d}"))
+        value = objective(rows, args.task) if t.state.name == "COMPLETE" else None
         finite = value is not None and math.isfinite(value)
         new.add_trial(optuna.trial.create_trial(
             params=t.params, distributions=t.distributions, value=value if finite else None,
