@@ -100,10 +100,13 @@ def test_tune_rescore_ranks_a_tblock_search_by_coverage(tmp_path, capsys):
         study.add_trial(optuna.trial.create_trial(params={"learning_rate": 1e-3 * (number + 1)}, distributions=dist,
                                                   value=float(returns[-1])))
         write_trial_metrics(out, number, returns, coverages)
+    study.add_trial(optuna.trial.create_trial(params={"learning_rate": 5e-3}, distributions=dist,
+                                              state=optuna.trial.TrialState.FAIL))  # refused: no metrics.csv
     assert tune.main(["--task", "tblock", "--algo", "apg", "--rescore", "--out", out]) == 0
     trials = read_trials(out)
-    assert [float(t["objective"]) for t in trials] == [pytest.approx(0.5), pytest.approx(0.9)]
-    assert [float(t["learning_rate"]) for t in trials] == [pytest.approx(1e-3), pytest.approx(2e-3)]
+    assert [float(t["objective"]) for t in trials[:2]] == [pytest.approx(0.5), pytest.approx(0.9)]
+    assert [(t["state"], t["objective"]) for t in trials[2:]] == [("FAIL", "")]
+    assert [float(t["learning_rate"]) for t in trials] == [pytest.approx(1e-3), pytest.approx(2e-3), pytest.approx(5e-3)]
     best = json.load(open(os.path.join(out, "best.json")))
     assert best["best_trial"] == 1 and best["objective"].startswith("mean eval_max_coverage")
     assert os.listdir(out).count("study.journal") == 1 and not any("rescoring" in n for n in os.listdir(out))
