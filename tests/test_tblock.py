@@ -323,8 +323,7 @@ def test_reach_margin_leaves_close_gaps_unpenalised_and_pulls_distant_pushers():
 
 def test_precision_term_pays_for_the_last_millimetres():
     """Block translated 1 mm and 10 cm off the goal: the precision term costs weight * log(1 + d / scale), d
-    the mean keypoint distance (for a pure translation the offset, less the 1 mm smoothing; the task's
-    vertices are float32 constants, hence rel 1e-6)."""
+    the mean keypoint distance (for a pure translation the offset, less the 1 mm smoothing)."""
     precise = envs.make("tblock", precision_weight=0.05, precision_scale=0.002)
     with pytest.raises(ValueError, match="precision_scale must be > 0"):
         envs.make("tblock", precision_scale=0.0)
@@ -332,6 +331,7 @@ def test_precision_term_pays_for_the_last_millimetres():
     with jax.enable_x64(True):
         for offset in (0.001, 0.1):
             q = state((0.25, -0.25), (goal[0] + offset, goal[1], goal[2])).astype(jnp.float64)
-            keypoint = np.sqrt(offset**2 + ENV.params.distance_eps**2) - ENV.params.distance_eps
+            shift = float(q[4] - q[7])  # the offset as stored (state() builds float32 values)
+            keypoint = np.sqrt(shift**2 + ENV.params.distance_eps**2) - ENV.params.distance_eps
             assert float(ENV.reward(q) - precise.reward(q)) == pytest.approx(0.05 * np.log1p(keypoint / 0.002),
-                                                                            rel=1e-6)
+                                                                            rel=1e-9)
