@@ -152,6 +152,15 @@ def test_inputs_without_grad_and_bad_input():
         warp_bridge.make("nosuchtask")
 
 
+def test_device_spellings_name_the_device_tensors_report():
+    # found on an H200: make(device="cuda") refused tensors made with device="cuda" (they report cuda:0)
+    assert warp_bridge.canonical_device("cpu") == torch.zeros(1).device
+    current = torch.cuda.current_device() if torch.cuda.is_available() else 0
+    assert warp_bridge.canonical_device("cuda") == torch.device("cuda", current)
+    assert warp_bridge.canonical_device("cuda:1") == torch.device("cuda", 1)
+    assert warp_bridge.canonical_device(torch.device("cuda")) != torch.device("cuda")  # the index is filled in
+
+
 def test_constants_come_from_the_jax_task():
     env = envs.make("pointmass1d", force_scale=2.0)
     sim = warp_bridge.make("pointmass1d", force_scale=2.0)

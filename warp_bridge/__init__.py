@@ -16,6 +16,14 @@ from warp_bridge.adapter import WarpRollout, check_inputs
 from warp_bridge.tasks import FACTORIES
 
 
+def canonical_device(device) -> torch.device:
+    """``device`` with its index filled in, as tensors on it report theirs: "cuda" is the current CUDA device."""
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and resolved.index is None:
+        resolved = torch.device("cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0)
+    return resolved
+
+
 class WarpSim:
     def __init__(self, task: str, device: str = "cpu", **overrides):
         from apg_jax import envs
@@ -24,7 +32,7 @@ class WarpSim:
             raise ValueError(f"no Warp kernels for task '{task}' yet; available: {', '.join(FACTORIES)}")
         self.env = envs.make(task, **overrides)  # the constants' single source
         self.task = FACTORIES[task](self.env)
-        self.device = torch.device(device)
+        self.device = canonical_device(device)
         self.state_dim, self.action_size = self.task.state_dim, self.task.action_size
 
     def rollout(self, q: torch.Tensor, us: torch.Tensor):
@@ -55,4 +63,4 @@ def make(task: str, device: str = "cpu", **overrides) -> WarpSim:
     return WarpSim(task, device, **overrides)
 
 
-__all__ = ["make", "WarpSim"]
+__all__ = ["canonical_device", "make", "WarpSim"]
