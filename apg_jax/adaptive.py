@@ -33,6 +33,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from apg_jax.fullprecision import einsum, matmul
+
 
 class LadderStatistics(NamedTuple):
     """Statistics of the segment gradients of every ladder length (leading axes: length)."""
@@ -77,12 +79,12 @@ def ladder_statistics(samples: list) -> LadderStatistics:
     means = jnp.stack(means)  # [R, P]
     finite = jnp.stack(finites)
     centred = jnp.stack([jnp.where(ok, s, 0.0) for s, ok in zip(samples, finites)]) - means[:, None, :]
-    cross = jnp.einsum("inp,jnp->ij", centred, centred)  # (N - 1) tr C_ij
-    products = means @ means.T - cross / (n * (n - 1))  # unbiased estimates of mu_i . mu_j
+    cross = einsum("inp,jnp->ij", centred, centred)  # (N - 1) tr C_ij
+    products = matmul(means, means.T) - cross / (n * (n - 1))  # unbiased estimates of mu_i . mu_j
     # the same estimate without environment k, [R, R, N]: mu_i . mu_j from the other N - 1 environments
-    mean_dot_dev = jnp.einsum("ip,jnp->ijn", means, centred)  # m_i . y_jk
-    dev_dot_dev = jnp.einsum("inp,jnp->ijn", centred, centred)  # y_ik . y_jk
-    left_out = ((means @ means.T)[..., None] - (mean_dot_dev + mean_dot_dev.transpose(1, 0, 2)) / (n - 1)
+    mean_dot_dev = einsum("ip,jnp->ijn", means, centred)  # m_i . y_jk
+    dev_dot_dev = einsum("inp,jnp->ijn", centred, centred)  # y_ik . y_jk
+    left_out = (matmul(means, means.T)[..., None] - (mean_dot_dev + mean_dot_dev.transpose(1, 0, 2)) / (n - 1)
                 + (2.0 * dev_dot_dev - cross[..., None]) / ((n - 1) * max(n - 2, 1)))
     cosine, positive = _cosines(products)
     left_out_cosine, left_out_positive = _cosines(left_out)

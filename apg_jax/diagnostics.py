@@ -22,6 +22,7 @@ from jax.flatten_util import ravel_pytree
 
 from apg_jax.adaptive import batch_statistics
 from apg_jax.envs.base import DiffEnv
+from apg_jax.fullprecision import dot
 
 
 def segmented_return(env: DiffEnv, policy: Callable, params, q0: jax.Array, segment_length: int, gamma: float,
@@ -74,7 +75,7 @@ def fidelity(samples: jax.Array, reference: jax.Array, batch_size: int) -> Fidel
     trace = jnp.sum(jnp.var(samples, axis=0, ddof=1))
     m = samples.shape[0]
     norm, ref_norm = jnp.linalg.norm(mean), jnp.linalg.norm(reference)
-    return Fidelity(cosine=float(mean @ reference / (norm * ref_norm)),
+    return Fidelity(cosine=float(dot(mean, reference) / (norm * ref_norm)),
                     relative_error=float(jnp.linalg.norm(mean - reference) / ref_norm),
                     snr=float(snr), mean_norm=float(norm),
                     relative_standard_error=float(jnp.sqrt(trace / m) / norm))

@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from apg_jax.envs.base import DiffEnv
+from apg_jax.fullprecision import einsum, matmul
 from apg_jax.envs.smooth import soft_depth
 
 NUM_JOINTS = 7
@@ -138,11 +139,11 @@ def link_frames(joint_pos):
     rotations, origins = [], []
     for i in range(NUM_JOINTS):
         fixed_rot, fixed_pos = FIXED[i]
-        pos = pos + rot @ jnp.asarray(fixed_pos, dtype)
-        rot = rot @ jnp.asarray(fixed_rot, dtype) @ _rot_z(joint_pos[i])
+        pos = pos + matmul(rot, jnp.asarray(fixed_pos, dtype))
+        rot = matmul(matmul(rot, jnp.asarray(fixed_rot, dtype)), _rot_z(joint_pos[i]))
         rotations.append(rot)
         origins.append(pos)
-    flange = pos + rot @ jnp.asarray(FIXED[NUM_JOINTS][1], dtype)
+    flange = pos + matmul(rot, jnp.asarray(FIXED[NUM_JOINTS][1], dtype))
     return jnp.stack(rotations), jnp.stack(origins), flange
 
 
@@ -156,8 +157,8 @@ def _link_inertials(joint_pos, mass_scale=1.0):
     masses and inertias ``mass_scale`` times the model's."""
     rotations, origins, _ = link_frames(joint_pos)
     dtype = joint_pos.dtype
-    coms = origins + jnp.einsum("lij,lj->li", rotations, jnp.asarray(LINK_COM, dtype))
-    inertias = mass_scale * (rotations @ jnp.asarray(LINK_INERTIA, dtype) @ jnp.swapaxes(rotations, 1, 2))
+    coms = origins + einsum("lij,lj->li", rotations, jnp.asarray(LINK_COM, dtype))
+    inertias = mass_scale * matmul(matmul(rotations, jnp.asarray(LINK_INERTIA, dtype)), jnp.swapaxes(rotations, 1, 2))
     return rotations[:, :, 2], origins, coms, inertias, mass_scale * jnp.asarray(LINK_MASS, dtype)
 
 
@@ -177,10 +178,10 @@ def _mass_matrix(inertials):
     weighted = jnp.sqrt(masses)[:, None, None] * linear  # [link, joint, 3]
     flat = jnp.swapaxes(weighted, 0, 1).reshape(NUM_JOINTS, -1)
     composite = jnp.cumsum(inertias[::-1], axis=0)[::-1]  # inertia of links l >= i, [7, 3, 3]
-    spun = jnp.einsum("bij,bj->bi", composite, axes)  # column b of the rotational part, before z_a .
-    upper = jnp.triu(axes @ spun.T)  # [a, b] = z_a . composite_b z_b for a <= b
+    spun = einsum("bij,bj->bi", composite, axes)  # column b of the rotational part, before z_a .
+    upper = jnp.triu(matmul(axes, spun.T))  # [a, b] = z_a . composite_b z_b for a <= b
     rotational = upper + jnp.triu(upper, 1).T
-    return flat @ flat.T + rotational + jnp.diag(jnp.asarray(ARMATURE, dtype))
+    return matmul(flat, flat.T) + rotational + jnp.diag(jnp.asarray(ARMATURE, dtype))
 
 
 def mass_matrix(joint_pos):
@@ -232,7 +233,7 @@ def _newton_euler(inertials, joint_vel, joint_acc, gravity):
     arm = coms - origins
     acc_com = acc + jnp.cross(alpha, arm) + jnp.cross(omega, jnp.cross(omega, arm))
     forces = masses[:, None] * acc_com
-    torques = jnp.einsum("lij,lj->li", inertias, alpha) + jnp.cross(omega, jnp.einsum("lij,lj->li", inertias, omega))
+    torques = einsum("lij,lj->li", inertias, alpha) + jnp.cross(omega, einsum("lij,lj->li", inertias, omega))
     outer_sum = lambda x: jnp.cumsum(x[::-1], axis=0)[::-1]  # sum over the links l >= i
     moment = outer_sum(torques + jnp.cross(coms, forces)) - jnp.cross(origins, outer_sum(forces))
     return jnp.sum(axes * moment, axis=-1)
@@ -248,7 +249,7 @@ def cholesky_factor(matrix):
     (reads the lower triangle only; no LAPACK call, so it batches on every backend)."""
     factor = jnp.zeros_like(matrix)
     for j in range(matrix.shape[0]):
-        column = matrix[j:, j] - factor[j:, :j] @ factor[j, :j]
+        column = matrix[j:, j] - matmul(factor[j:, :j], factor[j, :j])
         factor = factor.at[j:, j].set(column / jnp.sqrt(column[0]))
     return factor
 
@@ -258,10 +259,10 @@ def factor_solve(factor, rhs):
     n = factor.shape[0]
     y = jnp.zeros_like(rhs)
     for i in range(n):
-        y = y.at[i].set((rhs[i] - factor[i, :i] @ y[:i]) / factor[i, i])
+        y = y.at[i].set((rhs[i] - matmul(factor[i, :i], y[:i])) / factor[i, i])
     x = jnp.zeros_like(rhs)
     for i in reversed(range(n)):
-        x = x.at[i].set((y[i] - factor[i + 1:, i] @ x[i + 1:]) / factor[i, i])
+        x = x.at[i].set((y[i] - matmul(factor[i + 1:, i], x[i + 1:])) / factor[i, i])
     return x
 
 

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from apg_jax.envs.base import DiffEnv
+from apg_jax.fullprecision import matmul
 from apg_jax.envs.smooth import contact_gate, safe_norm, soft_depth
 
 DEFAULT_OBSTACLES = ((-0.1, 0.55, 0.2), (0.15, 0.0, 0.2), (-0.1, -0.55, 0.2))
@@ -90,7 +91,7 @@ class PointMass2D(DiffEnv):
         obstacle_normal = delta / dist[:, None]
         # walls: +x, -x, +y, -y; the normal points back into the arena
         wall_normal = jnp.array([[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]], dtype=pos.dtype)
-        wall_depth = p.body_radius - (p.arena_half_width + wall_normal @ pos)
+        wall_depth = p.body_radius - (p.arena_half_width + matmul(wall_normal, pos))
         return (jnp.concatenate([obstacle_depth, wall_depth]),
                 jnp.concatenate([obstacle_normal, wall_normal]))
 
@@ -98,7 +99,7 @@ class PointMass2D(DiffEnv):
         """Total contact force [N] on the disc and its smoothed penetration sum [m]."""
         p = self.params
         depth, normal = self.penetrations(pos)
-        normal_speed = normal @ vel
+        normal_speed = matmul(normal, vel)
         magnitude = (p.contact_stiffness * soft_depth(depth, p.contact_width)
                      - p.contact_damping * normal_speed * contact_gate(depth, p.contact_width))
         force = jnp.sum(magnitude[:, None] * normal, axis=0)

@@ -76,6 +76,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from apg_jax.envs.base import DiffEnv
+from apg_jax.fullprecision import dot, matmul
 from apg_jax.envs.smooth import contact_gate, soft_depth, soft_depth_reaching
 
 S = 0.03  #: m, the Push-T unit length (30 px)
@@ -232,14 +233,14 @@ class TBlock(DiffEnv):
                  + contact_gate(-smooth_max, w)[:, None] * jax.nn.softmax(q / w, axis=-1))
         grads = dd_dq * jnp.sign(offset)  # [2 boxes, 2]
         weights = jax.nn.softmax(-d / p.union_width)
-        return -p.union_width * jax.nn.logsumexp(-d / p.union_width), weights @ grads
+        return -p.union_width * jax.nn.logsumexp(-d / p.union_width), matmul(weights, grads)
 
     def world_to_block(self, pose, x):
-        return rotation(pose[2]).T @ (x - pose[:2])
+        return matmul(rotation(pose[2]).T, x - pose[:2])
 
     def vertices(self, pose):
         """World positions ``[8, 2]`` of the T's vertices for block-origin pose ``(x, y, theta)``."""
-        return pose[:2] + jnp.asarray(VERTICES, pose.dtype) @ rotation(pose[2]).T
+        return pose[:2] + matmul(jnp.asarray(VERTICES, pose.dtype), rotation(pose[2]).T)
 
     def episode_metrics(self, qs):
         """``max_coverage`` (over the steps taken) and ``final_coverage`` of an episode ``qs [T + 1, 10]``."""
@@ -254,7 +255,7 @@ class TBlock(DiffEnv):
         rows = jnp.asarray(self.coverage_grid, q.dtype)
         y, x0, count = rows[:, 0], rows[:, 1], rows[:, 2]
         cos, sin = jnp.cos(q[9] - q[6]), jnp.sin(q[9] - q[6])
-        shift = (q[7:9] - q[4:6]) @ rotation(q[6])  # goal origin in the block frame
+        shift = matmul(q[7:9] - q[4:6], rotation(q[6]))  # goal origin in the block frame
         # a goal point (x, y) lies at block-frame (cos x - sin y, sin x + cos y) + shift
         lo = jnp.full((len(BOXES), y.shape[0]), -jnp.inf, q.dtype)
         hi = jnp.full_like(lo, jnp.inf)
@@ -317,17 +318,17 @@ class TBlock(DiffEnv):
         # contact below sees where it has moved to, so the block yields within the same substep
         wall_dirs = jnp.array([[-1.0, 0.0], [0.0, -1.0], [1.0, 0.0], [0.0, 1.0]], pose.dtype)
         pusher_wall = self.wall_depth(pos, p.pusher_radius)
-        wall_push = p.pusher_wall_stiffness * soft_depth(pusher_wall, p.contact_width) @ wall_dirs
+        wall_push = p.pusher_wall_stiffness * matmul(soft_depth(pusher_wall, p.contact_width), wall_dirs)
         acc = p.pusher_kp * (target - pos) - p.pusher_kd * vel + wall_push
         vel = vel + h * acc
         pos = pos + h * vel
 
         R = rotation(pose[2])
-        com = pose[:2] + R @ jnp.asarray(self.com, pose.dtype)
+        com = pose[:2] + matmul(R, jnp.asarray(self.com, pose.dtype))
         # pusher - block contact
         local = self.world_to_block(pose, pos)
         dist, grad_local = self.local_distance_and_gradient(local)
-        normal = R @ (grad_local / jnp.sqrt(jnp.sum(grad_local**2) + NORMAL_EPS))  # block -> pusher
+        normal = matmul(R, grad_local / jnp.sqrt(jnp.sum(grad_local**2) + NORMAL_EPS))  # block -> pusher
         pen = p.pusher_radius - dist
         spring = p.contact_stiffness * (soft_depth_reaching(pen, p.contact_width, p.contact_gradient_reach)
                                         if p.contact_gradient_reach > 0 else soft_depth(pen, p.contact_width))
@@ -337,7 +338,7 @@ class TBlock(DiffEnv):
         verts = self.vertices(pose)
         wall_raw = self.wall_depth(verts, 0.0)  # [8, 4]: +x, +y, -x, -y
         wall_f = p.wall_stiffness * soft_depth(wall_raw, p.contact_width)  # [8, 4]
-        wall_forces = wall_f @ wall_dirs  # [8, 2]
+        wall_forces = matmul(wall_f, wall_dirs)  # [8, 2]
         wall_force = jnp.sum(wall_forces, 0)
         wall_torque = jnp.sum(cross2(verts - com, wall_forces))
 
@@ -347,9 +348,9 @@ class TBlock(DiffEnv):
         # that moves the block, while the spring force at the start of the substep runs ahead of it by the
         # pusher's advance in the substep
         tangent = jnp.array([-normal[1], normal[0]])
-        damping = p.contact_damping * (-jnp.dot(vel, normal)) * gate
+        damping = p.contact_damping * (-dot(vel, normal)) * gate
         yielding = 1.0 + h * p.contact_stiffness * gate * self.mobility(point - com, normal)
-        f_t = p.friction * (spring / yielding + damping) * jnp.tanh(jnp.dot(vel, tangent) / p.friction_speed)
+        f_t = p.friction * (spring / yielding + damping) * jnp.tanh(dot(vel, tangent) / p.friction_speed)
         on_block = -(spring + damping) * normal + f_t * tangent
         torque = cross2(point - com, on_block) + wall_torque
         wrench = jnp.concatenate([on_block + wall_force, torque[None]])
@@ -428,8 +429,8 @@ class TBlock(DiffEnv):
         pusher, vel, pose, goal = q[0:2], q[2:4], q[4:7], q[7:10]
         to_block, to_goal = rotation(pose[2]).T, rotation(goal[2]).T
         trig = lambda a: jnp.stack([jnp.cos(a), jnp.sin(a)])
-        return jnp.concatenate([to_block @ (pusher - pose[:2]), to_block @ vel, to_block @ (goal[:2] - pose[:2]),
-                                trig(goal[2] - pose[2]), to_goal @ (pose[:2] - goal[:2]), pose[:2], trig(pose[2]),
+        return jnp.concatenate([matmul(to_block, pusher - pose[:2]), matmul(to_block, vel), matmul(to_block, goal[:2] - pose[:2]),
+                                trig(goal[2] - pose[2]), matmul(to_goal, pose[:2] - goal[:2]), pose[:2], trig(pose[2]),
                                 pusher])
 
     def success(self, q):
