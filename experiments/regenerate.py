@@ -80,6 +80,9 @@ JOBS = [
                    for algo in ("apg", "ppo", "brax_ppo"))],
     ("results/comparison", "compare", ["results/comparison/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
+    # tblock's first protocol comparison, with issue 14's defaults (replaced by the tuned ones at stop 47)
+    ("results/tblock-comparison-issue14", "compare", ["results/tblock-comparison-issue14/runs"],
+     ["--thresholds", "results/comparison/thresholds.json"]),
 ]
 
 
