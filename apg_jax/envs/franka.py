@@ -48,8 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from apg_jax.envs.base import DiffEnv
-from apg_jax.fullprecision import einsum, matmul
 from apg_jax.envs.smooth import soft_depth
+from apg_jax.fullprecision import einsum, matmul
 
 NUM_JOINTS = 7
 #: modified DH rows ``(a, d, alpha)`` of joints 1-7, then the flange (m, rad)

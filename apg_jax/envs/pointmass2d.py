@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from apg_jax.envs.base import DiffEnv
-from apg_jax.fullprecision import matmul
 from apg_jax.envs.smooth import contact_gate, safe_norm, soft_depth
+from apg_jax.fullprecision import matmul
 
 DEFAULT_OBSTACLES = ((-0.1, 0.55, 0.2), (0.15, 0.0, 0.2), (-0.1, -0.55, 0.2))
 

@@ -76,8 +76,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from apg_jax.envs.base import DiffEnv
-from apg_jax.fullprecision import dot, matmul
 from apg_jax.envs.smooth import contact_gate, soft_depth, soft_depth_reaching
+from apg_jax.fullprecision import dot, matmul
 
 S = 0.03  #: m, the Push-T unit length (30 px)
 # The two rectangles of the T in the block frame: (centre x, centre y, half width, half height) [m].
