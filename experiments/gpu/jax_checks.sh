@@ -7,5 +7,6 @@ bench() { timeout "$1" python3 -m experiments.bench --device gpu --steps 128 "${
 bench 230 bench_4096.txt --num-envs 4096 --methods "apg mc,ppo"
 bench 150 bench_1024x8.txt --num-envs 1024 --seeds 8 --methods "apg mc"
 bench 100 bench_1024x1.txt --num-envs 1024 --methods "apg mc"
-# physics parity with JAX itself on the GPU (full-float32 products; TF32 failed pointmass2d before stop 47)
+# the full-float32 product check and pointmass2d's own tests with JAX on the GPU (parity against Warp and
+# the CPU, which TF32 failed before stop 47, is in warp_checks.sh)
 timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_fullprecision.py tests/test_pointmass2d.py 2>&1 | tail -5 | tee $OUT/tests_jax_gpu.txt
