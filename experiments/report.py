@@ -4,7 +4,8 @@
     python -m experiments.report runs/pointmass1d-apg-Kfull-mc-seed0x5 runs/pointmass1d-ppo-seed0x5 --out rep
 
 Each argument is a run directory (holding ``metrics.csv`` and ``config.json``) or a directory of them.
-Writes to ``--out``: ``report.md``, ``summary.json`` (every number in the tables) and per task
+Writes to ``--out``: ``report.md``, ``summary.json`` (every number in the tables; the task's own evaluation
+metrics too where every run logs them, e.g. tblock's coverage: ``final_max_coverage``) and per task
 ``<task>_curves.png`` (return and success against env steps, gradient steps and wall-clock; mean and 95 %
 confidence band over seeds) and, where APG ran with several segment lengths, ``<task>_ablation.png``.
 
@@ -113,6 +114,7 @@ def summarize(runs: list[Run], fixed_thresholds: dict | None = None) -> dict:
         column = fixed[0]["column"] if fixed else "eval_return"
         threshold = fixed[0]["value"] if fixed else initial + THRESHOLD_FRACTION * (best - initial)
         entries = []
+        extra = task_metrics(mine)
         horizon = _horizon(task)
         order = lambda r: (r.config["algo"], segment_order(r.config.get("segment_length"), horizon),
                            r.config.get("bootstrap"))
@@ -129,6 +131,8 @@ def summarize(runs: list[Run], fixed_thresholds: dict | None = None) -> dict:
                 "segment_length": run.config.get("segment_length"), "bootstrap": run.config.get("bootstrap"),
                 "final_return": float(ret_mean), "final_return_ci": float(ret_ci),
                 "final_success": float(suc_mean), "final_success_ci": float(suc_ci),
+                **{f"final_{name}{suffix}": float(value) for name in extra
+                   for suffix, value in zip(("", "_ci"), mean_ci(run.curve(f"eval_{name}")[:, -1]))},
                 "auc": float(auc_mean), "auc_ci": float(auc_ci),
                 "env_steps": float(run.curve("env_steps")[0, -1]),
                 **{f"{key}_to_threshold": first_reaching(run.curve(key).mean(0), mean_column, threshold)
@@ -144,9 +148,16 @@ def summarize(runs: list[Run], fixed_thresholds: dict | None = None) -> dict:
                 mine_ = e[f"{key}_to_threshold"]
                 e[f"{key}_ratio_to_ppo"] = mine_ / ref if (mine_ is not None and ref) else None
         out[task] = {"initial_return": initial, "best_final_return": best, "threshold": threshold,
-                     "threshold_column": column,
+                     "threshold_column": column, **({"task_metrics": extra} if extra else {}),
                      "horizon": horizon, "configurations": entries}
     return out
+
+
+def task_metrics(runs: list[Run]) -> list[str]:
+    """The task's own evaluation metrics that every run logs (``eval_<name>`` columns other than return and
+    success, e.g. tblock's ``max_coverage``), as ``<name>``s in a fixed order."""
+    columns = [{key[5:] for key in r.rows[0] if key.startswith("eval_")} - {"return", "success"} for r in runs]
+    return sorted(set.intersection(*columns)) if columns else []
 
 
 def segment_order(segment_length, horizon: int) -> float:
@@ -292,19 +303,23 @@ def markdown(summary: dict, figures: dict) -> str:
              "run (area under the learning curve over env steps, per seed); ratios are this row / PPO "
              "(below 1: fewer).", ""]
     for task, data in summary.items():
+        extra = data.get("task_metrics", [])
         lines += [f"## {task}", "",
                   f"Initial return {data['initial_return']:.3f}, best final {data['best_final_return']:.3f}, "
                   f"threshold {data['threshold']:.3f}"
                   f"{'' if data['threshold_column'] == 'eval_return' else ' on ' + data['threshold_column']}.", "",
-                  "| configuration | seeds | env steps | final return | final success | mean return over the run "
-                  "(AUC) | env steps to thr. | grad steps to thr. | wall-clock to thr. [s] | env-step ratio | "
-                  "grad-step ratio |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| configuration | seeds | env steps | final return | final success | "
+                  + "".join(f"{name.replace('_', ' ')} at the end | " for name in extra)
+                  + "mean return over the run (AUC) | env steps to thr. | grad steps to thr. | wall-clock to thr. [s] | "
+                  "env-step ratio | grad-step ratio |",
+                  "|---|---|---|---|---|" + "---|" * len(extra) + "---|---|---|---|---|---|"]
         for e in data["configurations"]:
             ratio = lambda key: "—" if e[key] is None else f"{e[key]:.3f}"
             lines.append(
                 f"| {e['name']} | {e['seeds']} | {_steps(e['env_steps'])} | {_fmt(e['final_return'], e['final_return_ci'])} | "
-                f"{_fmt(e['final_success'], e['final_success_ci'], 2)} | {_fmt(e['auc'], e['auc_ci'])} | "
+                f"{_fmt(e['final_success'], e['final_success_ci'], 2)} | "
+                + "".join(f"{_fmt(e['final_' + name], e['final_' + name + '_ci'])} | " for name in extra)
+                + f"{_fmt(e['auc'], e['auc_ci'])} | "
                 f"{_steps(e['env_steps_to_threshold'])} | "
                 f"{_steps(e['grad_steps_to_threshold'])} | {_fmt(e['wall_time_s_to_threshold'], digits=1)} | "
                 f"{ratio('env_steps_ratio_to_ppo')} | {ratio('grad_steps_ratio_to_ppo')} |")

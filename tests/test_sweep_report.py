@@ -116,6 +116,34 @@ def test_report_places_adaptive_runs_after_fixed_lengths_and_plots_their_length(
     assert "pointmass1d_segment_length.png" in (out / "report.md").read_text()
 
 
+def test_report_gives_the_task_metrics_that_every_run_logs(tmp_path):
+    """tblock's coverage columns get their own final mean and interval; a metric one run lacks is left out."""
+    def write(path, config, coverage_per_seed, with_final_coverage):
+        write_synthetic_run(path, config, [0, 100], [0, 1], [np.array([-400.0, -300.0])] * len(coverage_per_seed))
+        with open(path / "metrics.csv") as f:
+            rows = list(csv.DictReader(f))
+        extra = ["eval_max_coverage"] + (["eval_final_coverage"] if with_final_coverage else [])
+        for row in rows:
+            row["eval_max_coverage"] = coverage_per_seed[int(row["seed"])] * int(row["chunk"])
+            if with_final_coverage:
+                row["eval_final_coverage"] = 0.5
+        with open(path / "metrics.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS + extra)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write(tmp_path / "runs" / "a", default_config("tblock", "apg"), [0.6, 0.7, 0.8], True)
+    write(tmp_path / "runs" / "b", default_config("tblock", "ppo"), [0.5, 0.5], False)
+    summary = report.write_report([str(tmp_path / "runs")], str(tmp_path / "report"))["tblock"]
+    assert summary["task_metrics"] == ["max_coverage"]
+    rows = {e["algo"]: e for e in summary["configurations"]}
+    assert rows["apg"]["final_max_coverage"] == pytest.approx(0.7)
+    assert rows["apg"]["final_max_coverage_ci"] == pytest.approx(4.303 * 0.1 / np.sqrt(3), rel=1e-3)
+    assert rows["ppo"]["final_max_coverage"] == pytest.approx(0.5) and "final_final_coverage" not in rows["apg"]
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "| final success | max coverage at the end | mean return" in text and "| 0.700 ± 0.248 |" in text
+
+
 def test_report_rejects_directories_without_runs(tmp_path):
     with pytest.raises(SystemExit, match="no run directories"):
         report.write_report([str(tmp_path)], str(tmp_path / "out"))
