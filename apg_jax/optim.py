@@ -20,7 +20,29 @@ def make_optimizer(learning_rate: float, max_grad_norm: float, schedule: str, to
         lr = optax.cosine_decay_schedule(learning_rate, max(total_steps, 1))
     else:
         raise ValueError(f"unknown lr schedule '{schedule}'; valid: {', '.join(SCHEDULES)}")
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(lr, b1=betas[0], b2=betas[1]))
+    return optax.chain(clip_by_global_norm(max_grad_norm), optax.adam(lr, b1=betas[0], b2=betas[1]))
+
+
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """``optax.clip_by_global_norm`` (the same numbers wherever the global norm is finite), that also clips a
+    gradient whose entries are all finite but whose norm overflows float32 (entries above ~1e19, as
+    backpropagation through hundreds of contact steps produces): scaled by its largest entry first, it keeps
+    its direction at norm ``max_norm``, where optax's division by an infinite norm would zero it and leave
+    Adam to step on stale momentum. Non-finite entries stay non-finite (``guarded_update`` refuses those)."""
+    def update_fn(updates, state, params=None):
+        del params
+        norm = optax.tree.norm(updates)
+        largest = jnp.max(jnp.stack([jnp.max(jnp.abs(t)) for t in jax.tree.leaves(updates)]))
+        safe_largest = jnp.where(largest > 0, largest, 1.0)
+        scaled_norm = optax.tree.norm(jax.tree.map(lambda t: t / safe_largest, updates))
+
+        def clip(t):
+            overflowed = (t / safe_largest) / scaled_norm * max_norm
+            return jnp.where(norm < max_norm, t, jnp.where(jnp.isfinite(norm), (t / norm) * max_norm, overflowed))
+
+        return jax.tree.map(clip, updates), state
+
+    return optax.GradientTransformation(optax.init_empty_state, update_fn)
 
 
 def all_finite(tree) -> jax.Array:

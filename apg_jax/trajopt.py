@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from apg_jax.envs.base import DiffEnv
+from apg_jax.optim import clip_by_global_norm
 
 
 class TrajOptResult(NamedTuple):
@@ -40,7 +41,7 @@ def optimize_actions(env: DiffEnv, q0: jax.Array, z0: jax.Array, iterations: int
     """Optimise the pre-squash actions ``z0 [T, action_size]`` from ``q0 [state_dim]`` (one start; ``vmap``
     it for many) by ``iterations`` Adam steps on the return; see the module docstring."""
     schedule = optax.cosine_decay_schedule(learning_rate, iterations)  # to 0: settles saturated actions
-    optimizer = optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(schedule))
+    optimizer = optax.chain(clip_by_global_norm(max_grad_norm), optax.adam(schedule))
     total = lambda z: jnp.sum(rollout_actions(env, q0, jnp.tanh(z))[1])
 
     def iteration(carry, _):

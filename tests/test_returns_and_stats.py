@@ -2,10 +2,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from apg_jax.agents.returns import compute_gae
 from apg_jax.normalization import init_stats, normalize, update_stats
-from apg_jax.optim import guarded_update, make_optimizer
+from apg_jax.optim import clip_by_global_norm, guarded_update, make_optimizer
 
 
 def test_gae_hand_computed_termination_vs_truncation():
@@ -76,3 +77,32 @@ def test_guard_refuses_nonfinite_gradients():
         np.testing.assert_array_equal(a, b)
     p2, _, skipped = guarded_update(opt, {"w": jnp.array([1.0, -1.0, 0.0])}, state, params)
     assert float(skipped) == 0.0 and not np.allclose(p2["w"], params["w"])
+
+
+def test_clipping_matches_optax_and_keeps_the_direction_of_an_overflowing_gradient():
+    """Where the global norm is finite the clip is optax's, number for number; where every entry is finite
+    but the norm overflows float32 (entries of 1e20: squares of 1e40), the gradient keeps its direction at
+    the clipping norm (optax's divides by an infinite norm and returns zeros)."""
+    clip, reference = clip_by_global_norm(2.0), optax.clip_by_global_norm(2.0)
+    key = jax.random.PRNGKey(0)
+    for scale in (0.1, 1.0, 30.0, 1e15):  # below and above the clipping norm
+        grads = {"a": scale * jax.random.normal(key, (5, 4)), "b": scale * jnp.arange(3.0)}
+        ours, _ = clip.update(grads, clip.init(grads))
+        theirs, _ = reference.update(grads, reference.init(grads))
+        for x, y in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+            np.testing.assert_array_equal(x, y)
+    huge = {"a": jnp.array([3e20, -4e20], jnp.float32), "b": jnp.zeros((2, 2), jnp.float32)}
+    assert not np.isfinite(float(optax.tree.norm(huge)))
+    ours, _ = clip.update(huge, clip.init(huge))
+    np.testing.assert_allclose(ours["a"], [1.2, -1.6], rtol=1e-6)
+    np.testing.assert_array_equal(ours["b"], 0.0)
+    theirs, _ = reference.update(huge, reference.init(huge))
+    np.testing.assert_array_equal(theirs["a"], 0.0)  # what the optax clip did: the gradient lost
+    # through the optimizer: the first Adam step moves each parameter by the learning rate, against the sign
+    opt = make_optimizer(1e-2, 2.0, "constant", 10)
+    params = {"a": jnp.zeros(2), "b": jnp.zeros((2, 2))}
+    new, _, skipped = guarded_update(opt, huge, opt.init(params), params)
+    assert float(skipped) == 0.0
+    np.testing.assert_allclose(new["a"], [-1e-2, 1e-2], rtol=1e-4)
+    nan = {"a": jnp.array([jnp.nan, 1.0]), "b": jnp.zeros((2, 2))}
+    assert not np.all(np.isfinite(clip.update(nan, clip.init(nan))[0]["a"]))  # left for the guard to refuse

@@ -141,7 +141,7 @@ def test_report_gives_the_task_metrics_that_every_run_logs(tmp_path):
     assert rows["apg"]["final_max_coverage_ci"] == pytest.approx(4.303 * 0.1 / np.sqrt(3), rel=1e-3)
     assert rows["ppo"]["final_max_coverage"] == pytest.approx(0.5) and "final_final_coverage" not in rows["apg"]
     text = (tmp_path / "report" / "report.md").read_text()
-    assert "| final success | max coverage at the end | mean return" in text and "| 0.700 ± 0.248 |" in text
+    assert "| final success | last evaluation's max coverage | mean return" in text and "| 0.700 ± 0.248 |" in text
 
 
 def test_report_rejects_directories_without_runs(tmp_path):
