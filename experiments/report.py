@@ -309,7 +309,7 @@ def markdown(summary: dict, figures: dict) -> str:
                   f"threshold {data['threshold']:.3f}"
                   f"{'' if data['threshold_column'] == 'eval_return' else ' on ' + data['threshold_column']}.", "",
                   "| configuration | seeds | env steps | final return | final success | "
-                  + "".join(f"{name.replace('_', ' ')} at the end | " for name in extra)
+                  + "".join(f"last evaluation's {name.replace('_', ' ')} | " for name in extra)
                   + "mean return over the run (AUC) | env steps to thr. | grad steps to thr. | wall-clock to thr. [s] | "
                   "env-step ratio | grad-step ratio |",
                   "|---|---|---|---|---|" + "---|" * len(extra) + "---|---|---|---|---|---|"]
