@@ -23,6 +23,16 @@ def make_optimizer(learning_rate: float, max_grad_norm: float, schedule: str, to
     return optax.chain(clip_by_global_norm(max_grad_norm), optax.adam(lr, b1=betas[0], b2=betas[1]))
 
 
+def global_norm(tree) -> jax.Array:
+    """``optax.tree.norm(tree)`` (the same number wherever it is finite), computed from the entries scaled
+    by the largest one where the sum of squares overflows float32 (norms above ~1.8e19 with finite
+    entries), so that logged norms say how large such a gradient was instead of ``inf``."""
+    norm = optax.tree.norm(tree)
+    largest = jnp.max(jnp.stack([jnp.max(jnp.abs(t)) for t in jax.tree.leaves(tree)]))
+    safe_largest = jnp.where(largest > 0, largest, 1.0)
+    return jnp.where(jnp.isfinite(norm), norm, largest * optax.tree.norm(jax.tree.map(lambda t: t / safe_largest, tree)))
+
+
 def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
     """``optax.clip_by_global_norm`` (the same numbers wherever the global norm is finite), that also clips a
     gradient whose entries are all finite but whose norm overflows float32 (entries above ~1e19, as

@@ -6,7 +6,7 @@ import optax
 
 from apg_jax.agents.returns import compute_gae
 from apg_jax.normalization import init_stats, normalize, update_stats
-from apg_jax.optim import clip_by_global_norm, guarded_update, make_optimizer
+from apg_jax.optim import clip_by_global_norm, global_norm, guarded_update, make_optimizer
 
 
 def test_gae_hand_computed_termination_vs_truncation():
@@ -96,6 +96,8 @@ def test_clipping_matches_optax_and_keeps_the_direction_of_an_overflowing_gradie
     ours, _ = clip.update(huge, clip.init(huge))
     np.testing.assert_allclose(ours["a"], [1.2, -1.6], rtol=1e-6)
     np.testing.assert_array_equal(ours["b"], 0.0)
+    np.testing.assert_allclose(float(global_norm(huge)), 5e20, rtol=1e-6)  # logged as the number, not inf
+    assert float(global_norm({"a": jnp.array([3.0, 4.0])})) == float(optax.tree.norm({"a": jnp.array([3.0, 4.0])}))
     theirs, _ = reference.update(huge, reference.init(huge))
     np.testing.assert_array_equal(theirs["a"], 0.0)  # what the optax clip did: the gradient lost
     # through the optimizer: the first Adam step moves each parameter by the learning rate, against the sign

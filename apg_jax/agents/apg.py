@@ -38,7 +38,7 @@ from apg_jax.envs.batch import (curriculum_difficulty, replace_nonfinite, reset_
                                 step_with_reset, terminated)
 from apg_jax.networks import init_params, make_networks
 from apg_jax.normalization import RunningStats, init_stats, normalize, update_stats
-from apg_jax.optim import guarded_update, make_optimizer
+from apg_jax.optim import global_norm, guarded_update, make_optimizer
 
 
 @struct.dataclass
@@ -246,7 +246,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
             env_state, n_bad = replace_nonfinite(segment.final_state, reset_state)
             state = state.replace(obs_stats=update_stats(state.obs_stats, segment.obs), env_state=env_state,
                                   key=key, env_steps=state.env_steps + n * k)
-            metrics = {"actor_loss": loss, "critic_loss": critic_loss, "grad_norm": optax.tree.norm(grads),
+            metrics = {"actor_loss": loss, "critic_loss": critic_loss, "grad_norm": global_norm(grads),
                        "skipped_updates": skipped + critic_skipped, "nonfinite_envs": n_bad.astype(jnp.float32),
                        "train_reward": jnp.mean(segment.rewards) / config.reward_scale, **extra}
             return state, metrics

@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 
 from apg_jax.envs.batch import (curriculum_difficulty, replace_nonfinite, reset_batch, stagger_clocks,
@@ -25,7 +24,7 @@ from apg_jax.config import Schedule, TrainConfig
 from apg_jax.envs.base import DiffEnv, State
 from apg_jax.networks import gaussian_entropy, gaussian_log_prob, init_params, make_networks
 from apg_jax.normalization import RunningStats, init_stats, normalize, update_stats
-from apg_jax.optim import guarded_update, make_optimizer
+from apg_jax.optim import global_norm, guarded_update, make_optimizer
 
 
 @struct.dataclass
@@ -123,7 +122,7 @@ def make_ppo(env: DiffEnv, config: TrainConfig, sched: Schedule):
         actor_params, actor_opt, skip_a = guarded_update(actor_optimizer, g_actor, actor_opt, actor_params)
         critic_params, critic_opt, skip_c = guarded_update(critic_optimizer, g_critic, critic_opt,
                                                            critic_params)
-        stats = {"loss": loss, **aux, "grad_norm": optax.tree.norm(g_actor), "skipped": skip_a + skip_c}
+        stats = {"loss": loss, **aux, "grad_norm": global_norm(g_actor), "skipped": skip_a + skip_c}
         return (actor_params, critic_params, actor_opt, critic_opt), stats
 
     def update(state: PPOState):
