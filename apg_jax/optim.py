@@ -28,9 +28,16 @@ def global_norm(tree) -> jax.Array:
     by the largest one where the sum of squares overflows float32 (norms above ~1.8e19 with finite
     entries), so that logged norms say how large such a gradient was instead of ``inf``."""
     norm = optax.tree.norm(tree)
+    largest, scaled_norm = _scaled_norm(tree)
+    return jnp.where(jnp.isfinite(norm), norm, largest * scaled_norm)
+
+
+def _scaled_norm(tree) -> tuple[jax.Array, jax.Array]:
+    """``(largest, norm of tree / largest)``: the largest absolute entry (1 for an all-zero tree) and the
+    global norm of the tree divided by it, which does not overflow while the entries are finite."""
     largest = jnp.max(jnp.stack([jnp.max(jnp.abs(t)) for t in jax.tree.leaves(tree)]))
-    safe_largest = jnp.where(largest > 0, largest, 1.0)
-    return jnp.where(jnp.isfinite(norm), norm, largest * optax.tree.norm(jax.tree.map(lambda t: t / safe_largest, tree)))
+    largest = jnp.where(largest > 0, largest, 1.0)
+    return largest, optax.tree.norm(jax.tree.map(lambda t: t / largest, tree))
 
 
 def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
@@ -42,12 +49,10 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
     def update_fn(updates, state, params=None):
         del params
         norm = optax.tree.norm(updates)
-        largest = jnp.max(jnp.stack([jnp.max(jnp.abs(t)) for t in jax.tree.leaves(updates)]))
-        safe_largest = jnp.where(largest > 0, largest, 1.0)
-        scaled_norm = optax.tree.norm(jax.tree.map(lambda t: t / safe_largest, updates))
+        largest, scaled_norm = _scaled_norm(updates)
 
         def clip(t):
-            overflowed = (t / safe_largest) / scaled_norm * max_norm
+            overflowed = (t / largest) / scaled_norm * max_norm
             return jnp.where(norm < max_norm, t, jnp.where(jnp.isfinite(norm), (t / norm) * max_norm, overflowed))
 
         return jax.tree.map(clip, updates), state
