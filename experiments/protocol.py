@@ -15,7 +15,7 @@ tuning; ``shac`` is APG with SHAC's recipe, ``PRESETS["shac"]``), resuming an in
 skipping finished ones; ``ablation`` runs APG's segment lengths (4-64, full; ``auto`` too at equal env
 steps) x bootstraps on 5 seeds of their own at equal env steps or at equal numbers of actor updates
 (``ablation_configs``; where the full horizon is the same configuration on both axes, it is trained once
-and copied); ``export`` copies every run's ``config.json``, ``metrics.csv`` and ``summary.json`` and
+and copied); ``export`` copies every finished run's ``config.json``, ``metrics.csv`` and ``summary.json`` and
 every study's ``trials.csv``, ``best.json`` and ``study.journal`` (no checkpoints,
 no policies) where git keeps them, at the same relative paths.
 """
@@ -183,11 +183,17 @@ def run_ablation(task: str, axis: str, out: str, progress: bool = True) -> list[
     return done
 
 
-def export(run_root: str, to: str) -> list[str]:
+def export(run_root: str, to: str, skipped: list | None = None) -> list[str]:
     """Copy the ``KEPT_FILES`` found anywhere under ``run_root`` to the same relative path under ``to``
-    (no checkpoints, no policies); returns the copied files."""
+    (no checkpoints, no policies); returns the copied files. A run that was interrupted (a checkpoint and
+    no ``summary.json`` yet) is left out, its directory appended to ``skipped``: its partial
+    ``metrics.csv`` would read as a finished run's."""
     copied = []
     for root, _, files in os.walk(run_root):
+        if "checkpoint.msgpack" in files and "summary.json" not in files:
+            if skipped is not None:
+                skipped.append(root)
+            continue
         for name in sorted(set(files) & set(KEPT_FILES)):
             target = os.path.join(to, os.path.relpath(root, run_root))
             os.makedirs(target, exist_ok=True)
@@ -241,8 +247,11 @@ def main(argv=None) -> int:
             for run_dir in run_ablation(task, args.axis, args.out, progress=not args.no_progress):
                 print(run_dir)
     else:
-        for target in export(args.run_root, args.to):
+        unfinished = []
+        for target in export(args.run_root, args.to, unfinished):
             print(target)
+        for run_dir in unfinished:
+            print(f"left out (unfinished; the command that started it resumes it): {run_dir}", file=sys.stderr)
     return 0
 
 

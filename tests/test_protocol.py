@@ -237,6 +237,14 @@ def test_export_keeps_only_the_small_files(tmp_path):
     target = tmp_path / "results" / "pointmass1d" / "pointmass1d-apg"
     assert copied == [str(target / name) for name in ("config.json", "metrics.csv", "summary.json")]
     assert sorted(os.listdir(target)) == ["config.json", "metrics.csv", "summary.json"]
+    # an interrupted run (checkpoint, no summary yet) is left out and named
+    partial = write_run(tmp_path / "sweep" / "pointmass1d", "pointmass1d-ppo", "pointmass1d", "ppo", [-2.0])
+    open(os.path.join(partial, "checkpoint.msgpack"), "wb").write(b"x")
+    skipped = []
+    assert protocol.export(str(tmp_path / "sweep"), str(tmp_path / "again"), skipped) == [
+        str(tmp_path / "again" / "pointmass1d" / "pointmass1d-apg" / name)
+        for name in ("config.json", "metrics.csv", "summary.json")]
+    assert skipped == [partial] and not os.path.exists(tmp_path / "again" / "pointmass1d" / "pointmass1d-ppo")
     config = protocol.final_config("franka", "shac")
     assert config.env_steps == protocol.BUDGETS["franka"] and config.seed == protocol.FINAL_SEEDS[0]
     assert config.eval_seed == protocol.EVAL_SEED and config.bootstrap == "critic" and config.segment_length == 32
