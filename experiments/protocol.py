@@ -11,8 +11,8 @@ tuned on, an evaluation every 2 % of the budget on 128 starts shared by every se
 (``EVAL_SEED``: paired comparisons), and the thresholds of "env steps to threshold", from references
 (``apg_jax.references``) and the tasks' issue targets, not from the runs. ``final`` trains each
 (task, method) into ``OUT/<task>-<method>`` with its defaults (``apg_jax.config.DEFAULTS``, set from the
-tuning; ``shac`` is APG with SHAC's recipe, ``PRESETS["shac"]``; ``hybrid`` issue 17's estimator), resuming an interrupted run and
-skipping finished ones; ``ablation`` runs APG's segment lengths (4-64, full; ``auto`` too at equal env
+tuning; ``shac`` is APG with SHAC's recipe, ``PRESETS["shac"]``; ``hybrid`` issue 17's estimator),
+resuming an interrupted run and skipping finished ones; ``ablation`` runs APG's segment lengths (4-64, full; ``auto`` too at equal env
 steps) x bootstraps on 5 seeds of their own at equal env steps or at equal numbers of actor updates
 (``ablation_configs``; where the full horizon is the same configuration on both axes, it is trained once
 and copied); ``export`` copies every finished run's ``config.json``, ``metrics.csv`` and ``summary.json`` and
