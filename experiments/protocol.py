@@ -186,12 +186,13 @@ def run_ablation(task: str, axis: str, out: str, progress: bool = True) -> list[
 
 def export(run_root: str, to: str, skipped: list | None = None) -> list[str]:
     """Copy the ``KEPT_FILES`` found anywhere under ``run_root`` to the same relative path under ``to``
-    (no checkpoints, no policies); returns the copied files. A run that was interrupted (a checkpoint and
-    no ``summary.json`` yet) is left out, its directory appended to ``skipped``: its partial
-    ``metrics.csv`` would read as a finished run's."""
+    (no checkpoints, no policies); returns the copied files. A run that was interrupted (a checkpoint, and
+    neither the ``policy.msgpack`` nor the ``summary.json`` that a finished run or tuning trial leaves) is
+    left out, its directory appended to ``skipped``: its partial ``metrics.csv`` would read as a finished
+    run's."""
     copied = []
     for root, _, files in os.walk(run_root):
-        if "checkpoint.msgpack" in files and "summary.json" not in files:
+        if "checkpoint.msgpack" in files and not {"policy.msgpack", "summary.json"} & set(files):
             if skipped is not None:
                 skipped.append(root)
             continue

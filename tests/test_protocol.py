@@ -237,7 +237,7 @@ def test_export_keeps_only_the_small_files(tmp_path):
     target = tmp_path / "results" / "pointmass1d" / "pointmass1d-apg"
     assert copied == [str(target / name) for name in ("config.json", "metrics.csv", "summary.json")]
     assert sorted(os.listdir(target)) == ["config.json", "metrics.csv", "summary.json"]
-    # an interrupted run (checkpoint, no summary yet) is left out and named
+    # an interrupted run (checkpoint, neither policy nor summary yet) is left out and named
     partial = write_run(tmp_path / "sweep" / "pointmass1d", "pointmass1d-ppo", "pointmass1d", "ppo", [-2.0])
     open(os.path.join(partial, "checkpoint.msgpack"), "wb").write(b"x")
     skipped = []
