@@ -190,9 +190,11 @@ def export(run_root: str, to: str, skipped: list | None = None) -> list[str]:
     neither the ``policy.msgpack`` nor the ``summary.json`` that a finished run or tuning trial leaves) is
     left out, its directory appended to ``skipped``: its partial ``metrics.csv`` would read as a finished
     run's."""
+    from apg_jax.rundir import CHECKPOINT, POLICY, SUMMARY
+
     copied = []
     for root, _, files in os.walk(run_root):
-        if "checkpoint.msgpack" in files and not {"policy.msgpack", "summary.json"} & set(files):
+        if CHECKPOINT in files and not {POLICY, SUMMARY} & set(files):
             if skipped is not None:
                 skipped.append(root)
             continue

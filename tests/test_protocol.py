@@ -237,14 +237,19 @@ def test_export_keeps_only_the_small_files(tmp_path):
     target = tmp_path / "results" / "pointmass1d" / "pointmass1d-apg"
     assert copied == [str(target / name) for name in ("config.json", "metrics.csv", "summary.json")]
     assert sorted(os.listdir(target)) == ["config.json", "metrics.csv", "summary.json"]
-    # an interrupted run (checkpoint, neither policy nor summary yet) is left out and named
+    # an interrupted run (checkpoint, neither policy nor summary yet) is left out and named; a finished
+    # tuning trial (checkpoint and policy, no summary) is kept
     partial = write_run(tmp_path / "sweep" / "pointmass1d", "pointmass1d-ppo", "pointmass1d", "ppo", [-2.0])
     open(os.path.join(partial, "checkpoint.msgpack"), "wb").write(b"x")
+    trial = write_run(tmp_path / "sweep" / "trials", "trial-000", "pointmass1d", "apg", [-3.0])
+    for name in ("checkpoint.msgpack", "policy.msgpack"):
+        open(os.path.join(trial, name), "wb").write(b"x")
     skipped = []
-    assert protocol.export(str(tmp_path / "sweep"), str(tmp_path / "again"), skipped) == [
-        str(tmp_path / "again" / "pointmass1d" / "pointmass1d-apg" / name)
-        for name in ("config.json", "metrics.csv", "summary.json")]
-    assert skipped == [partial] and not os.path.exists(tmp_path / "again" / "pointmass1d" / "pointmass1d-ppo")
+    again = tmp_path / "again"
+    assert protocol.export(str(tmp_path / "sweep"), str(again), skipped) == sorted(
+        [str(again / "pointmass1d" / "pointmass1d-apg" / name) for name in ("config.json", "metrics.csv", "summary.json")]
+        + [str(again / "trials" / "trial-000" / name) for name in ("config.json", "metrics.csv")])
+    assert skipped == [partial] and not os.path.exists(again / "pointmass1d" / "pointmass1d-ppo")
     config = protocol.final_config("franka", "shac")
     assert config.env_steps == protocol.BUDGETS["franka"] and config.seed == protocol.FINAL_SEEDS[0]
     assert config.eval_seed == protocol.EVAL_SEED and config.bootstrap == "critic" and config.segment_length == 32
