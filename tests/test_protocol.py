@@ -244,12 +244,17 @@ def test_export_keeps_only_the_small_files(tmp_path):
     trial = write_run(tmp_path / "sweep" / "trials", "trial-000", "pointmass1d", "apg", [-3.0])
     for name in ("checkpoint.msgpack", "policy.msgpack"):
         open(os.path.join(trial, name), "wb").write(b"x")
+    started = tmp_path / "sweep" / "pointmass1d" / "pointmass1d-shac"  # stopped before its first checkpoint
+    started.mkdir()
+    (started / "config.json").write_text("{}")
     skipped = []
     again = tmp_path / "again"
     assert protocol.export(str(tmp_path / "sweep"), str(again), skipped) == sorted(
         [str(again / "pointmass1d" / "pointmass1d-apg" / name) for name in ("config.json", "metrics.csv", "summary.json")]
         + [str(again / "trials" / "trial-000" / name) for name in ("config.json", "metrics.csv")])
-    assert skipped == [partial] and not os.path.exists(again / "pointmass1d" / "pointmass1d-ppo")
+    assert sorted(skipped) == sorted([partial, str(started)])
+    assert not os.path.exists(again / "pointmass1d" / "pointmass1d-ppo")
+    assert not os.path.exists(again / "pointmass1d" / "pointmass1d-shac")
     config = protocol.final_config("franka", "shac")
     assert config.env_steps == protocol.BUDGETS["franka"] and config.seed == protocol.FINAL_SEEDS[0]
     assert config.eval_seed == protocol.EVAL_SEED and config.bootstrap == "critic" and config.segment_length == 32
