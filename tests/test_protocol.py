@@ -244,7 +244,7 @@ def test_export_keeps_only_the_small_files(tmp_path):
     trial = write_run(tmp_path / "sweep" / "trials", "trial-000", "pointmass1d", "apg", [-3.0])
     for name in ("checkpoint.msgpack", "policy.msgpack"):
         open(os.path.join(trial, name), "wb").write(b"x")
-    started = tmp_path / "sweep" / "pointmass1d" / "pointmass1d-shac"  # stopped before its first checkpoint
+    started = tmp_path / "sweep" / "pointmass1d" / "pointmass1d-shac"  # stopped before its first chunk
     started.mkdir()
     (started / "config.json").write_text("{}")
     skipped = []
