@@ -186,10 +186,10 @@ def run_ablation(task: str, axis: str, out: str, progress: bool = True) -> list[
 
 def export(run_root: str, to: str, skipped: list | None = None) -> list[str]:
     """Copy the ``KEPT_FILES`` found anywhere under ``run_root`` to the same relative path under ``to``
-    (no checkpoints, no policies); returns the copied files. A run that was interrupted (a checkpoint, or a
-    ``config.json`` and no ``metrics.csv``: stopped before its first chunk; and neither the ``policy.msgpack``
-    nor the ``summary.json`` that a finished run or tuning trial leaves) is left out, its
-    directory appended to ``skipped``: its partial files would read as a finished run's."""
+    (no checkpoints, no policies); returns the copied files. A run that has started (a checkpoint, or only a
+    ``config.json`` and no ``metrics.csv`` yet) but not finished (neither the ``policy.msgpack`` nor the
+    ``summary.json`` that a finished run or tuning trial leaves) is left out, its directory appended to
+    ``skipped``: its partial files would read as a finished run's."""
     from apg_jax.rundir import CHECKPOINT, CONFIG, METRICS, POLICY, SUMMARY
 
     copied = []

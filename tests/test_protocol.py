@@ -247,11 +247,14 @@ def test_export_keeps_only_the_small_files(tmp_path):
     started = tmp_path / "sweep" / "pointmass1d" / "pointmass1d-shac"  # stopped before its first chunk
     started.mkdir()
     (started / "config.json").write_text("{}")
+    # a trial copied back from results/ to resume its search (config and metrics, nothing else) is kept
+    write_run(tmp_path / "sweep" / "trials", "trial-001", "pointmass1d", "apg", [-4.0])
     skipped = []
     again = tmp_path / "again"
     assert protocol.export(str(tmp_path / "sweep"), str(again), skipped) == sorted(
         [str(again / "pointmass1d" / "pointmass1d-apg" / name) for name in ("config.json", "metrics.csv", "summary.json")]
-        + [str(again / "trials" / "trial-000" / name) for name in ("config.json", "metrics.csv")])
+        + [str(again / "trials" / trial / name) for trial in ("trial-000", "trial-001")
+           for name in ("config.json", "metrics.csv")])
     assert sorted(skipped) == sorted([partial, str(started)])
     assert not os.path.exists(again / "pointmass1d" / "pointmass1d-ppo")
     assert not os.path.exists(again / "pointmass1d" / "pointmass1d-shac")
