@@ -20,6 +20,9 @@ itself where every shorter one is myopic, and never a length whose gradient is n
 or stiff dynamics). When no length is reliable (near an optimum every gradient is mostly noise) the length
 in use is kept. No statistic is task-specific.
 
+``snr_over="chunk"`` (``over_updates``) judges reliability by the SNR of the mean over the updates a
+chunk makes at each length instead of one update's.
+
 Two options act on the rule's choice near an optimum, where every length's signal fades (the long ones'
 first): ``hold_on_noise`` (``choose_length``) keeps a length whose gradient faded into noise instead of
 falling back to the shorter reference, and ``confirm_length`` takes a new length only once ``confirmations``
@@ -102,6 +105,15 @@ def _cosines(products: jax.Array) -> tuple[jax.Array, jax.Array]:
     positive = (signal[:, None] > 0) & (signal[None, :] > 0)
     scale = jnp.sqrt(jnp.where(positive, signal[:, None] * signal[None, :], 1.0))
     return jnp.where(positive, jnp.clip(products / scale, -1.0, 1.0), 0.0), positive
+
+
+def over_updates(stats: LadderStatistics, updates) -> LadderStatistics:
+    """``stats`` with each length's SNR that of the mean of its ``updates [R]`` batch gradients (``snr *
+    updates``, the updates taken as independent draws): the reliability of what a learner integrates over
+    that many updates at the length rather than of one update. A long length whose single batch is mostly
+    noise (a contact task's 64-step gradient over 32 environments) can still be a reference when a chunk's
+    updates average its noise out; the plain test would take the shortest length as the reference there."""
+    return stats._replace(snr=stats.snr * jnp.asarray(updates, stats.snr.dtype))
 
 
 def reliable(stats: LadderStatistics, min_snr: float) -> jax.Array:

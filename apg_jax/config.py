@@ -13,6 +13,7 @@ SEGMENT_ALGOS = ("apg", "hybrid")  #: learners that train on segments (APG's mac
 AUTO = "auto"
 BOOTSTRAPS = ("mc", "critic")
 ADAPT_PROBES = ("start", "window")  #: how the adaptive rule measures g_K (``TrainConfig.adapt_probe``)
+ADAPT_SNR_OVER = ("update", "chunk")  #: what a length's reliability is judged over (``TrainConfig.adapt_snr_over``)
 HYBRID_ADVANTAGES = ("gae", "segment")  #: the hybrid's reuse-pass advantages (``TrainConfig.hybrid_advantages``)
 #: PPO's tuned settings the hybrid takes for its stochastic policy and its PPO-style reuse passes (APG's
 #: tuned settings, deterministic, say nothing about an exploration std), as ``{hybrid field: PPO field}``
@@ -93,6 +94,10 @@ class TrainConfig:
     adapt_cosine_z: float = 0.0  #: ...or falls short of it by less than this many jackknife standard errors
     #: (e.g. 1.645: rejected only when significantly below; measured in results/adaptive-v3, not the default)
     adapt_min_snr: float = 1.0  #: a gradient is reliable when its signal-to-noise ratio (batch mean) reaches this
+    adapt_snr_over: str = "update"  #: the SNR that adapt_min_snr tests: "update", that of one update's batch-mean
+    #: gradient; "chunk", that of the mean over the updates one chunk makes at K (the batch SNR times that
+    #: number, the updates taken as independent: a long K that needs several updates to average out its noise
+    #: stays reliable; ``adaptive.over_updates``)
     adapt_probe: str = "start"  #: what g_K is: "start", the gradient of the first K steps from the current
     #: states; "window", that of the largest length's window cut every K steps (what K-step training follows
     #: over the window's updates; measured in results/adaptive-v4: better on franka, worse on the point masses)
@@ -273,6 +278,8 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         if config.lr_schedule != "constant":
             raise ConfigError("segment_length='auto' needs lr_schedule='constant' (the number of updates "
                               "depends on the lengths chosen); set lr_schedule=constant")
+        if config.adapt_snr_over not in ADAPT_SNR_OVER:
+            raise ConfigError(f"unknown adapt_snr_over '{config.adapt_snr_over}'; valid: {', '.join(ADAPT_SNR_OVER)}")
         if config.adapt_probe not in ADAPT_PROBES:
             raise ConfigError(f"unknown adapt_probe '{config.adapt_probe}'; valid: {', '.join(ADAPT_PROBES)}")
         if config.adapt_confirmations < 1:

@@ -13,7 +13,7 @@ import optax
 from flax import struct
 
 from apg_jax import envs
-from apg_jax.adaptive import choose_length, confirm_length, reference_length
+from apg_jax.adaptive import choose_length, confirm_length, over_updates, reference_length
 from apg_jax.agents.apg import make_apg
 from apg_jax.agents.ppo import make_ppo
 from apg_jax.config import SEGMENT_ALGOS, ConfigError, Schedule, TrainConfig, schedule, validate
@@ -78,6 +78,8 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
         learner_init, learner_update, actor = make_ppo(train_env, config, sched)
         learner_updates, probe = (learner_update,), None
     lengths = sched.segment_lengths or (sched.segment_length,)
+    #: updates one chunk makes at each length (the same env steps: the largest length's macro-updates)
+    chunk_updates = [sched.updates_per_chunk * (sched.segment_length // k) for k in lengths]
 
     def choose(learner, current):
         """``(length index, logged statistics, LadderStatistics)`` of the adaptive rule; with a single length
@@ -85,9 +87,10 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
         if probe is None:  # (the input itself, so a seed-sharded state keeps its sharding)
             return jnp.asarray(current, jnp.int32), {}, None
         stats = probe(learner)
-        index = choose_length(stats, current, config.adapt_min_snr, config.adapt_min_cosine, config.adapt_cosine_z,
+        judged = over_updates(stats, chunk_updates) if config.adapt_snr_over == "chunk" else stats
+        index = choose_length(judged, current, config.adapt_min_snr, config.adapt_min_cosine, config.adapt_cosine_z,
                               config.adapt_hold_on_noise)
-        reference, _ = reference_length(stats, config.adapt_min_snr)
+        reference, _ = reference_length(judged, config.adapt_min_snr)
         return index, {"segment_snr": stats.snr[index],
                        "segment_cosine": stats.cosine[index, jnp.maximum(reference, 0)]}, stats
 
@@ -113,7 +116,7 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
 
     def updates_at(i: int):
         """``learner -> (learner, metrics)``: ``updates_per_chunk`` macro-updates at length ``lengths[i]``."""
-        updates = sched.updates_per_chunk * (sched.segment_length // lengths[i])
+        updates = chunk_updates[i]
 
         def run(learner):
             learner, per_update = jax.lax.scan(lambda s, _: learner_updates[i](s), learner, None, length=updates)

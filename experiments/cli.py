@@ -55,6 +55,8 @@ def config_name(config) -> str:
     name = f"{config.task}-{config.algo}"
     if config.algo in ("apg", "hybrid"):
         name += f"-K{config.segment_length or 'full'}-{config.bootstrap}"
+    if config.segment_length == "auto" and config.adapt_snr_over == "chunk":
+        name += "-chunksnr"
     if config.segment_length == "auto" and config.adapt_hold_on_noise:
         name += "-hold"
     if config.segment_length == "auto" and config.adapt_confirmations > 1:

@@ -52,6 +52,11 @@ JOBS = [
                                                 f"results/{version}/runs/{task}-Kauto-*"],
        ["--thresholds", "results/comparison/thresholds.json"])
       for version in ("adaptive-v5", "adaptive-v6") for task in ("pointmass1d", "pointmass2d", "franka")],
+    # reliability over a chunk of updates, beside every fixed K and the plain rule's auto of the ablation
+    *[(f"results/adaptive-v7/{task}", "report", [f"results/ablation-protocol/runs/{task}-K*-equal-env-steps",
+                                                 f"results/adaptive-v7/runs/{task}-Kauto-*"],
+       ["--thresholds", "results/comparison/thresholds.json"])
+      for task in ("pointmass1d", "pointmass2d", "franka", "tblock")],
     ("results/hybrid-pointmass2d-hard", "report", ["results/hybrid-pointmass2d-hard/runs"], []),
     ("results/hybrid-tblock", "report", ["results/hybrid-tblock/runs"], []),
     # the hybrid's second version beside APG and PPO at their current defaults (tblock: hybrid-tblock's)

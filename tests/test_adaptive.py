@@ -7,7 +7,8 @@ import optax
 import pytest
 
 from apg_jax import ConfigError, default_config
-from apg_jax.adaptive import LadderStatistics, batch_statistics, choose_length, confirm_length, ladder_statistics
+from apg_jax.adaptive import (LadderStatistics, batch_statistics, choose_length, confirm_length, ladder_statistics,
+                              over_updates)
 from apg_jax.agents.apg import PROBE_STREAM, segment_objective
 from apg_jax.envs.batch import reset_batch
 from apg_jax.networks import make_networks
@@ -56,6 +57,44 @@ def test_holding_a_length_whose_gradient_faded_into_noise(snr, finite, current, 
     statistics = stats(snr, [0, 0, 0, 0], finite)  # every length points the same way: plainly the shortest
     assert int(choose_length(statistics, jnp.asarray(current), 1.0, 0.9)) == plain, why
     assert int(choose_length(statistics, jnp.asarray(current), 1.0, 0.9, hold_on_noise=True)) == held, why
+
+
+def test_reliability_over_a_chunk_of_updates_keeps_a_noisy_long_reference():
+    """Per update the 64-step gradient (SNR 0.2) is noise and the 32-step one the reference, which the 8-step
+    one agrees with; over a chunk (10 updates at 64, 160 at 4) its mean is reliable (SNR 2) and the
+    shorter ones, 30 degrees or more away from it, are myopic: the rule keeps the long length."""
+    per_update = stats([5, 5, 5, 5, 0.2], [60, 50, 40, 30, 0])
+    assert int(choose_length(per_update, jnp.asarray(0), 1.0, 0.9)) == 1
+    over_chunk = over_updates(per_update, [160, 80, 40, 20, 10])
+    np.testing.assert_allclose(np.asarray(over_chunk.snr), [800, 400, 200, 100, 2])
+    np.testing.assert_array_equal(np.asarray(over_chunk.cosine), np.asarray(per_update.cosine))
+    assert int(choose_length(over_chunk, jnp.asarray(0), 1.0, 0.9)) == 4
+    exploding = over_updates(stats([5, 5, 5, 5, 0.2], [60, 50, 40, 30, 0], [True] * 4 + [False]), [160, 80, 40, 20, 10])
+    assert int(choose_length(exploding, jnp.asarray(4), 1.0, 0.9)) == 1, "an exploding length is left however many updates"
+
+
+def test_training_judges_reliability_over_the_chunk_when_asked():
+    """``adapt_snr_over="chunk"``: the trainer's first choice is the rule's on the probe's statistics with
+    each length's SNR times the updates a chunk makes at it (4, 2, 1 macro-updates of 16 steps per chunk
+    here), which differs from the per-update choice at the threshold picked below."""
+    config = default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="constant",
+                            segment_ladder=(4, 8, 16), num_envs=8, env_steps=8 * 16 * 3 * 4, num_evals=4)
+    trainer = make_trainer(config)
+    key = jax.random.PRNGKey(1)
+    learner = trainer.init(key).learner
+    from apg_jax.agents.apg import make_apg
+    raw = jax.jit(make_apg(trainer.env, config, trainer.schedule).probe)(learner)
+    updates = [trainer.schedule.updates_per_chunk * 16 // k for k in (4, 8, 16)]
+    start = jnp.asarray(1)  # the middle of the ladder, kept where nothing is reliable
+    decide = lambda stats, threshold: int(choose_length(stats, start, threshold, config.adapt_min_cosine))
+    thresholds = sorted(float(v) * 1.01 for v in np.concatenate([raw.snr, over_updates(raw, updates).snr]))
+    differing = [t for t in thresholds if decide(raw, t) != decide(over_updates(raw, updates), t)]
+    assert differing, "no threshold separates the two tests on these statistics"
+    threshold = differing[0]
+    chunk = make_trainer(config.replace(adapt_snr_over="chunk", adapt_min_snr=threshold)).init(key)
+    plain = make_trainer(config.replace(adapt_min_snr=threshold)).init(key)
+    assert int(chunk.length_index) == decide(over_updates(raw, updates), threshold)
+    assert int(plain.length_index) == decide(raw, threshold) != int(chunk.length_index)
 
 
 def test_a_zero_mean_gradient_never_agrees():
@@ -393,6 +432,7 @@ def test_auto_held_at_one_length_trains_exactly_as_that_fixed_length(tmp_path):
     (dict(segment_length="automatic"), "'auto', or unset"),
     (dict(adapt_reset_optimizer=True, adapt_rescale_optimizer=True), "exclude each other"),
     (dict(adapt_confirmations=0), "adapt_confirmations must be >= 1"),
+    (dict(adapt_snr_over="episode"), "unknown adapt_snr_over 'episode'; valid: update, chunk"),
 ])
 def test_auto_rejects_impossible_configurations(overrides, message):
     config = default_config("pointmass1d", "apg", segment_length="auto", lr_schedule="constant").replace(**overrides)
@@ -422,6 +462,7 @@ def test_the_optimizer_restart_is_named_in_the_configuration_label():
     assert config_name(auto) == "franka-apg-Kauto-mc"
     assert config_name(auto.replace(adapt_reset_optimizer=True)) == "franka-apg-Kauto-mc-restart"
     assert config_name(auto.replace(adapt_rescale_optimizer=True)) == "franka-apg-Kauto-mc-rescale"
+    assert config_name(auto.replace(adapt_snr_over="chunk", adapt_hold_on_noise=True)) == "franka-apg-Kauto-mc-chunksnr-hold"
     assert config_name(auto.replace(adapt_hold_on_noise=True, adapt_confirmations=2, adapt_rescale_optimizer=True)
                        ) == "franka-apg-Kauto-mc-hold-confirm2-rescale"
     assert config_name(default_config("franka", "apg", segment_length=8, adapt_reset_optimizer=True,
