@@ -20,8 +20,9 @@ itself where every shorter one is myopic, and never a length whose gradient is n
 or stiff dynamics). When no length is reliable (near an optimum every gradient is mostly noise) the length
 in use is kept. No statistic is task-specific.
 
-``snr_over="chunk"`` (``over_updates``) judges reliability by the SNR of the mean over the updates a
-chunk makes at each length instead of one update's.
+``TrainConfig.adapt_snr_over="chunk"`` (``over_updates``) judges reliability by the SNR of the mean over
+the updates a chunk makes at each length instead of one update's (measured in results/adaptive-v7: no
+help on the T-block, better on franka `mc`, worse on franka `critic`; not the default).
 
 Two options act on the rule's choice near an optimum, where every length's signal fades (the long ones'
 first): ``hold_on_noise`` (``choose_length``) keeps a length whose gradient faded into noise instead of
