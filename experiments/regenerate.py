@@ -59,6 +59,8 @@ JOBS = [
       for task in ("pointmass1d", "pointmass2d", "franka", "tblock")],
     ("results/hybrid-pointmass2d-hard", "report", ["results/hybrid-pointmass2d-hard/runs"], []),
     ("results/hybrid-tblock", "report", ["results/hybrid-tblock/runs"], []),
+    # one-setting variants of the hybrid / APG on tblock, seed 1000 (paired with the final runs' seed 1000)
+    ("results/hybrid-isolation", "report", ["results/hybrid-isolation/runs"], []),
     # the hybrid's second version beside APG and PPO at their current defaults (tblock: hybrid-tblock's)
     ("results/hybrid-v2/pointmass2d-hard", "report", ["results/hybrid-v2/runs/pointmass2d-*-contact_width1e-06"],
      ["--thresholds", "results/comparison/thresholds.json"]),
