@@ -206,6 +206,9 @@ PRESETS: dict[str, dict] = {
     # fine-tuning a trained policy (init_policy; experiments.switch's stage 2): no curriculum, a small
     # learning rate decayed to 0 (results/tblock-finetune: a constant 3e-4 forgot PPO's strategy)
     "finetune": dict(curriculum=0.0, learning_rate=1e-4, lr_schedule="linear"),
+    # the hybrid with a small exploration std instead of PPO's tuned one (results/hybrid-isolation: on
+    # tblock PPO's std stops the analytic gradient; log std -3 keeps the analytic weight near 1)
+    "hybrid_lowstd": dict(algo="hybrid", init_log_std=-3.0),
 }
 
 

@@ -264,6 +264,12 @@ def test_export_keeps_only_the_small_files(tmp_path):
     assert protocol.main(["final", "--tasks", "franka", "--methods", "sac"]) == 2
 
 
+def test_low_std_hybrid_differs_from_the_hybrid_only_in_its_exploration_std():
+    hybrid, low = protocol.final_config("tblock", "hybrid"), protocol.final_config("tblock", "hybrid_lowstd")
+    assert hybrid.init_log_std > -1.5 and low.init_log_std == -3.0  # PPO's tuned std, then the small one
+    assert low.replace(init_log_std=hybrid.init_log_std) == hybrid
+
+
 @pytest.mark.parametrize("task", sorted(protocol.BUDGETS))
 def test_every_method_trains_on_nearly_the_whole_budget(task):
     """Update sizes differ between methods (APG: envs x K, PPO: envs x rollout); the schedule runs every
