@@ -11,9 +11,11 @@ sizes with tanh, observation normalisation, gradient clipping). What stays brax'
 time-limit truncation in PPO (brax masks truncated steps out of GAE through ``info["truncation"]``;
 its ``bootstrap_on_timeout`` needs a task-specific ``info["time_out"]`` that our tasks, which keep no
 clock, do not set), its networks' parameterisation (tanh-Normal policy with a state-dependent
-scale), its initialisation and its optimizer details. The run directory has our format
-(``apg_jax.rundir``: ``config.json``, ``metrics.csv``, ``summary.json``, ``learning_curves.png``) plus
-``brax_settings.json`` and ``seeds_done.json``. Seeds train one after another; brax's trainers keep no
+scale), its initialisation and its optimizer details; the fields of ours it has no argument for
+(``NOT_MAPPED``: our curriculum, learning-rate schedule, initial std, separate critic learning rate
+and Adam betas) are printed as a note when they differ from ``TrainConfig``'s defaults. The run
+directory has our format (``apg_jax.rundir``: ``config.json``, ``metrics.csv``, ``summary.json``,
+``learning_curves.png``) plus ``brax_settings.json`` and ``seeds_done.json``. Seeds train one after another; brax's trainers keep no
 checkpoint, so the same command after an interruption keeps the finished seeds (listed in
 ``seeds_done.json``, their rows in ``metrics.csv``) and retrains the unfinished one from its start.
 Evaluation return and success are from our evaluator (deterministic policy, the seed's fixed evaluation
@@ -47,6 +49,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default=None, choices=["cpu", "gpu", "cuda"])
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
+
+
+#: our TrainConfig fields brax's trainers have no argument for, and what brax does instead
+NOT_MAPPED = {
+    "curriculum": "resets always from the task's full distribution",
+    "lr_schedule": "a constant learning rate",
+    "init_log_std": "its own initial policy scale",
+    "critic_learning_rate": "one learning rate for policy and value",
+    "adam_betas": "Adam's default betas",
+}
+
+
+def unmapped(config) -> dict:
+    """``{field: (our value, what brax does instead)}`` for the fields of ``config`` that differ from
+    ``TrainConfig``'s defaults and that brax ignores (``NOT_MAPPED``)."""
+    from apg_jax.config import TrainConfig
+
+    default = TrainConfig()
+    return {name: (getattr(config, name), instead) for name, instead in NOT_MAPPED.items()
+            if getattr(config, name) != getattr(default, name)}
 
 
 def brax_settings(config, horizon: int) -> dict:
@@ -206,6 +228,8 @@ def main(argv=None) -> int:
         if args.seeds < 1:
             raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
         out = args.out or os.path.join("runs", f"brax-{args.task}-{args.algo}-seed{args.seed}x{args.seeds}")
+        for name, (value, instead) in unmapped(config).items():
+            print(f"note: brax ignores {name}={value} ({instead})", file=sys.stderr)
         rows = run_baseline(config, args.seeds, out, progress=not args.no_progress)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -84,6 +84,20 @@ def test_brax_trainers_learn_pointmass1d_through_the_registry(tmp_path, algo, bu
         assert (out / name).stat().st_size > 0
 
 
+def test_brax_baseline_names_the_settings_brax_ignores():
+    from apg_jax.config import TrainConfig, default_config
+    from experiments.brax_baseline import NOT_MAPPED, brax_settings, unmapped
+
+    assert unmapped(TrainConfig()) == {}
+    ignored = unmapped(default_config("tblock", "ppo"))  # our PPO's tuned tblock settings
+    assert ignored["curriculum"][0] == 0.6 and ignored["lr_schedule"][0] == "linear"
+    assert "adam_betas" not in ignored  # tuned at Adam's defaults: nothing lost
+    changed = TrainConfig(curriculum=0.3, learning_rate=5e-4)  # a mapped field is not reported
+    assert set(unmapped(changed)) == {"curriculum"}
+    assert brax_settings(changed, 100) == brax_settings(changed.replace(**{
+        name: getattr(TrainConfig(), name) for name in NOT_MAPPED}), 100)  # brax's arguments do not see them
+
+
 def test_brax_baseline_resumes_after_the_last_finished_seed(tmp_path, monkeypatch):
     """An interrupted multi-seed baseline keeps its finished seeds' rows and retrains only the rest."""
     from apg_jax import rundir
