@@ -54,8 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 #: our TrainConfig fields brax's trainers have no argument for, and what brax does instead
 NOT_MAPPED = {
     "curriculum": "resets always from the task's full distribution",
-    "lr_schedule": "a constant learning rate",
-    "init_log_std": "its own initial policy scale",
+    "lr_schedule": "a constant learning rate (brax's schedules: none or adaptive-KL)",
+    "init_log_std": "its own initial policy scale (a network output of its tanh-Normal policy)",
     "critic_learning_rate": "one learning rate for policy and value",
     "adam_betas": "Adam's default betas",
 }
