@@ -179,3 +179,12 @@ def test_tblock_reward_parameters_come_from_the_jax_task():
     assert float(jnp.std(reward - jax.vmap(envs.make("tblock").physics_step)(qs, us)[1])) > 1e-3  # it matters
     np.testing.assert_allclose(sim.step(to_torch(qs, "cpu"), to_torch(us, "cpu"))[1].numpy(), reward,
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("task, overrides", [("tblock", {"contact_gradient_reach": 0.005}),
+                                             ("franka", {"link_mass_scale": 1.2})])
+def test_warp_twins_refuse_model_options_their_kernels_do_not_have(task, overrides):
+    """An option only the JAX task implements is an error on the Warp side, not silently the default physics."""
+    envs.make(task, **overrides)  # valid for the JAX task
+    with pytest.raises(ValueError, match="needs the JAX backend"):
+        warp_bridge.make(task, **overrides)

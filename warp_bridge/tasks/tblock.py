@@ -16,6 +16,9 @@ class TBlockWarp(SubstepWarpTask):
         from apg_jax.envs.tblock import BOXES, NORMAL_EPS, VERTICES
 
         p = env.params
+        if p.contact_gradient_reach != 0.0:
+            raise ValueError(f"the Warp tblock kernel has the exact contact gradient; contact_gradient_reach="
+                             f"{p.contact_gradient_reach} needs the JAX backend")
         boxes = wp.constant(wp.types.matrix(shape=(2, 4), dtype=float)(*[float(v) for v in BOXES.ravel()]))
         verts = wp.constant(wp.types.matrix(shape=(8, 2), dtype=float)(*[float(v) for v in VERTICES.ravel()]))
         com_local = wp.constant(wp.vec2(float(env.com[0]), float(env.com[1])))
