@@ -34,8 +34,15 @@ class WarpTask:
 
     state_dim: int
     action_size: int
+    #: ``{Params field: the only value the kernels implement}`` for options only the JAX task has
+    jax_only: dict = {}
 
     def __init__(self, env):
+        for name, supported in self.jax_only.items():
+            value = getattr(env.params, name)
+            if value != supported:
+                raise ValueError(f"the Warp {env.name} kernels implement only {name}={supported}; {name}={value} "
+                                 "needs the JAX backend")
         self.env = env
 
     def launch(self, q, u):
