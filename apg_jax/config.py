@@ -122,6 +122,9 @@ class TrainConfig:
     #: the segment objective's reward-to-go less the critic baseline (the first version's)
     hybrid_reuse_learning_rate: float | None = None  #: the reuse passes' own Adam learning rate (None:
     #: learning_rate); their schedule counts their own steps
+    hybrid_explore_fraction: float = 1.0  #: fraction of the environments that act with the stochastic
+    #: policy; 1: all do and both estimates come from every rollout; below 1 the rest act with the policy's
+    #: mean and alone give the analytic estimate, the exploring ones alone the likelihood-ratio one
     # ----- PPO
     rollout_length: int = 32  #: steps per environment per PPO rollout
     ppo_epochs: int = 4  #: passes over each rollout
@@ -342,10 +345,17 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         if config.hybrid_reuse_learning_rate is not None and config.hybrid_reuse_learning_rate <= 0:
             raise ConfigError(f"hybrid_reuse_learning_rate must be positive or None (learning_rate), got "
                               f"{config.hybrid_reuse_learning_rate}")
-        transitions = config.num_envs * segment_lengths(config, episode_length)[0]
+        if not 0.0 < config.hybrid_explore_fraction <= 1.0:
+            raise ConfigError(f"hybrid_explore_fraction must be in (0, 1], got {config.hybrid_explore_fraction}")
+        explorers = exploring_envs(config)
+        if config.hybrid_explore_fraction < 1.0 and min(explorers, config.num_envs - explorers) < 2:
+            raise ConfigError(f"hybrid_explore_fraction = {config.hybrid_explore_fraction} of num_envs = "
+                              f"{config.num_envs} leaves {explorers} exploring and {config.num_envs - explorers} "
+                              f"deterministic environments; each estimate needs at least 2: change either")
+        transitions = explorers * segment_lengths(config, episode_length)[0]
         if config.hybrid_reuse_epochs and transitions < config.num_minibatches:
-            raise ConfigError(f"a segment holds num_envs * K = {transitions} transitions, fewer than the reuse "
-                              f"passes' num_minibatches = {config.num_minibatches}; lower num_minibatches")
+            raise ConfigError(f"a segment holds {transitions} exploring transitions (exploring envs * K), "
+                              f"fewer than the reuse passes' num_minibatches = {config.num_minibatches}; lower num_minibatches")
     if fits_critic(config):
         k = segment_lengths(config, episode_length)[0]
         if config.num_envs * k < config.critic_minibatches:
@@ -358,6 +368,12 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         raise ConfigError(
             f"env_steps = {config.env_steps} is less than one update "
             f"({sched.steps_per_update} transitions = num_envs x segment/rollout length); raise env_steps")
+
+
+def exploring_envs(config: TrainConfig) -> int:
+    """How many of the hybrid's ``num_envs`` environments act with the stochastic policy (the last ones)."""
+    return config.num_envs if config.hybrid_explore_fraction >= 1.0 else round(config.hybrid_explore_fraction
+                                                                               * config.num_envs)
 
 
 def fits_critic(config: TrainConfig) -> bool:

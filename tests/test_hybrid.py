@@ -63,6 +63,50 @@ def test_mixture_weights_by_inverse_variance_and_drops_a_biased_or_broken_analyt
     assert float(m.analytic_weight) == 0.0 and np.all(np.isfinite(m.gradient))
 
 
+def test_unpaired_mixture_of_disjoint_environments_adds_the_variances():
+    """``paired=False`` (the split batch): the estimates come from different environments, in different
+    numbers; the weight is still inverse-variance and the disagreement is measured against s_A + s_L."""
+    rng = np.random.default_rng(2)
+    truth = rng.normal(size=5)
+    analytic = truth + 0.1 * rng.normal(size=(3000, 5))
+    likelihood = truth + 0.4 * rng.normal(size=(1000, 5))
+    m = mix(jnp.asarray(analytic), jnp.asarray(likelihood), 3.0, paired=False)
+    s_a, s_l = analytic.var(0, ddof=1).sum() / 3000, likelihood.var(0, ddof=1).sum() / 1000
+    assert float(m.analytic_weight) == pytest.approx(s_l / (s_a + s_l), rel=1e-4)  # about 0.98
+    distance = np.linalg.norm(analytic.mean(0) - likelihood.mean(0))
+    assert float(m.disagreement) == pytest.approx(distance / np.sqrt(s_a + s_l), rel=1e-4)
+    biased = mix(jnp.asarray(analytic + 0.1), jnp.asarray(likelihood), 3.0, paired=False)
+    assert float(biased.disagreement) > 3.0 and float(biased.analytic_weight) == 0.0
+
+
+def test_split_batch_takes_the_analytic_gradient_from_the_deterministic_policy():
+    """``hybrid_explore_fraction=0.5``: the first half of the environments act with the policy's mean (no
+    noise) and their analytic gradients are APG's deterministic ones from the same states and resets
+    (log-std entry 0); the second half explore with the same noise as the unsplit hybrid draws."""
+    split = default_config("pointmass1d", "hybrid", segment_length=8, num_envs=16, hybrid_explore_fraction=0.5)
+    full = split.replace(hybrid_explore_fraction=1.0)
+    apg = split.replace(algo="apg", exploration_noise=False, hybrid_explore_fraction=1.0)
+    env = make("pointmass1d")
+    learner = jax.jit(make_trainer(split).init)(jax.random.PRNGKey(0)).learner
+    keys = jax.random.split(jax.random.PRNGKey(1))
+
+    def gradients(config):
+        parts = make_apg(env, config, make_trainer(config).schedule)
+        reset, noise = parts.draw(*keys, 8, learner.env_steps)
+        return noise, parts.per_env_gradients(learner, learner.env_state, reset, noise)[2]
+
+    (noise, grads), (full_noise, _), (_, apg_grads) = gradients(split), gradients(full), gradients(apg)
+    assert float(jnp.max(jnp.abs(noise[:, :8]))) == 0.0
+    np.testing.assert_array_equal(noise[:, 8:], full_noise[:, 8:])
+    np.testing.assert_allclose(grads[:8], apg_grads[:8], rtol=1e-5, atol=1e-7)
+    marked = jax.tree_util.tree_map_with_path(
+        lambda path, x: jnp.full_like(x, "log_std" in jax.tree_util.keystr(path)), learner.actor_params)
+    log_std = jax.flatten_util.ravel_pytree(marked)[0] > 0
+    assert int(jnp.sum(log_std)) == env.action_size
+    assert float(jnp.max(jnp.abs(grads[:8][:, log_std]))) == 0.0
+    assert float(jnp.min(jnp.abs(grads[8:][:, log_std]))) > 0.0  # exploring: the std moves the actions
+
+
 def per_env_estimates(task, config, states=None, seed=0):
     """Analytic and likelihood-ratio per-env gradients ``[N, P]`` of one segment (optionally from the
     physics states ``states [N, S]``)."""
@@ -127,8 +171,10 @@ def test_the_weight_moves_to_the_likelihood_ratio_at_a_near_hard_contact():
     assert max(weights[1e-6]) < 0.5, weights
 
 
-def test_hybrid_trains_and_logs_the_analytic_weight(tmp_path):
-    config = default_config("pointmass1d", "hybrid", env_steps=64 * 100 * 8, num_evals=4)
+@pytest.mark.parametrize("explore_fraction", [1.0, 0.25])
+def test_hybrid_trains_and_logs_the_analytic_weight(tmp_path, explore_fraction):
+    config = default_config("pointmass1d", "hybrid", env_steps=64 * 100 * 8, num_evals=4,
+                            hybrid_explore_fraction=explore_fraction)
     rows = run_experiment(config, 1, str(tmp_path), progress=False, artifacts=False).rows
     weights = [r["analytic_weight"] for r in rows[1:]]
     assert all(0.0 <= w <= 1.0 for w in weights), weights
@@ -196,6 +242,10 @@ def test_bad_hybrid_reuse_settings_are_refused_with_what_to_change():
         make_trainer(default_config("pointmass1d", "hybrid", hybrid_reuse_learning_rate=0.0))
     with pytest.raises(ConfigError, match="fewer than the reuse passes' num_minibatches = 64; lower num_minibatches"):
         make_trainer(default_config("pointmass2d", "hybrid", num_envs=2, segment_length=4, num_minibatches=64))
+    with pytest.raises(ConfigError, match="hybrid_explore_fraction must be in"):
+        make_trainer(default_config("pointmass1d", "hybrid", hybrid_explore_fraction=0.0))
+    with pytest.raises(ConfigError, match="leaves 1 exploring and 63 deterministic environments"):
+        make_trainer(default_config("pointmass1d", "hybrid", num_envs=64, hybrid_explore_fraction=0.01))
 
 
 def test_segment_gae_bootstraps_at_the_cut_and_at_truncations_not_at_terminations():

@@ -32,7 +32,7 @@ from jax.flatten_util import ravel_pytree
 from apg_jax.adaptive import LadderStatistics, ladder_statistics
 from apg_jax.agents.hybrid import log_likelihood, mix, reuse_segment, reward_to_go
 from apg_jax.agents.returns import compute_gae
-from apg_jax.config import Schedule, TrainConfig, fits_critic
+from apg_jax.config import Schedule, TrainConfig, exploring_envs, fits_critic
 from apg_jax.envs.base import DiffEnv, State
 from apg_jax.envs.batch import (curriculum_difficulty, replace_nonfinite, reset_batch, stagger_clocks,
                                 step_with_reset, terminated)
@@ -174,6 +174,9 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
                                      config.adam_betas) if reuse else None
     use_critic = fits_critic(config)
     lengths, n = sched.segment_lengths, config.num_envs
+    split = hybrid and config.hybrid_explore_fraction < 1.0  # deterministic envs [:n - explorers], exploring rest
+    explorers = exploring_envs(config) if hybrid else n
+    explore_mask = (jnp.arange(n) >= n - explorers).astype(jnp.float32)  # [N] 1 where an env acts stochastically
     stagger = config.stagger_clocks and lengths[0] < env.episode_length
 
     def init(key):
@@ -196,9 +199,9 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
 
     def draw(k_reset, k_noise, k, env_steps):
         """Reset states ``[N, ...]`` (graded by the curriculum after ``env_steps``) and action noise
-        ``[k, N, act]`` (zeros for a deterministic policy)."""
-        noise = (jax.random.normal(k_noise, (k, n, env.action_size)) if config.exploration_noise
-                 else jnp.zeros((k, n, env.action_size)))
+        ``[k, N, act]`` (zeros for a deterministic policy and for the hybrid's deterministic envs)."""
+        noise = (jax.random.normal(k_noise, (k, n, env.action_size)) * explore_mask[:, None]
+                 if config.exploration_noise else jnp.zeros((k, n, env.action_size)))
         return reset_batch(env, k_reset, n, curriculum_difficulty(config, env_steps)), noise
 
     def make_update(k: int):
@@ -215,7 +218,9 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
                 values, segment, analytic = per_env_gradients(state, state.env_state, reset_state, noise)
                 advantages = likelihood_weights(state, segment)
                 likelihood = likelihood_gradients(state, segment, noise, advantages)
-                mixture = mix(analytic, likelihood, config.hybrid_bias_z)
+                if split:
+                    analytic, likelihood = analytic[: n - explorers], likelihood[n - explorers:]
+                mixture = mix(analytic, likelihood, config.hybrid_bias_z, paired=not split)
                 unravel = ravel_pytree(state.actor_params)[1]
                 loss, grads = -jnp.mean(values), unravel(-mixture.gradient)
                 extra = {"analytic_weight": mixture.analytic_weight}
@@ -224,9 +229,11 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
             actor_params, actor_opt, skipped = guarded_update(actor_optimizer, grads, state.actor_opt,
                                                               state.actor_params)
             if reuse:
+                explored = slice(n - explorers, n)
                 actor_params, reuse_opt, reuse_skipped = reuse_segment(
                     actor, reuse_optimizer, state.actor_params, actor_params, state.reuse_opt, state.obs_stats,
-                    segment.obs, noise, reuse_advantages(state, segment, advantages), 1.0 - mixture.analytic_weight,
+                    segment.obs[:, explored], noise[:, explored],
+                    reuse_advantages(state, segment, advantages)[:, explored], 1.0 - mixture.analytic_weight,
                     jax.random.fold_in(k_noise, 1), epochs=config.hybrid_reuse_epochs,
                     minibatches=config.num_minibatches, clip_eps=config.clip_eps,
                     normalize_advantages=config.normalize_advantages, ent_coef=config.ent_coef)

@@ -17,10 +17,15 @@ Suh et al., 2022). Where the analytic estimate is not finite, or differs from th
 more than ``hybrid_bias_z`` standard errors of their difference (the analytic gradient is then biased:
 stiff or discontinuous dynamics), ``alpha = 0``: the likelihood-ratio gradient alone.
 
+With ``hybrid_explore_fraction`` f < 1 the batch is split: a fraction f of the environments act with the
+stochastic policy and feed only ``g_L``; the others act with its mean, as APG's deterministic policy, and
+feed only ``g_A`` (then the gradient of the deterministic policy's objective, the one evaluated; its
+log-std entry is 0). Exploration then no longer perturbs the rollouts the analytic gradient comes from.
+
 After the mixed step the segment's transitions are reused as PPO reuses a rollout (``reuse_segment``):
 ``hybrid_reuse_epochs`` passes of PPO's clipped surrogate (advantages: PPO's GAE from the critic, or
 ``G_t - b_t`` with ``hybrid_advantages="segment"``; ratios to the policy that acted), each optimizer
-update scaled by ``1 - alpha``. Where the analytic gradient is
+update scaled by ``1 - alpha`` (the exploring environments' transitions only). Where the analytic gradient is
 trusted (``alpha`` near 1) this adds almost nothing to APG's step; where it is dropped the hybrid learns
 from each segment as much as PPO does from a rollout, instead of one noisy score-function step.
 """
@@ -66,16 +71,17 @@ class Mixture(NamedTuple):
     disagreement: jax.Array  #: [] |mean_A - mean_L| in standard errors of the difference
 
 
-def mix(analytic: jax.Array, likelihood: jax.Array, bias_z: float) -> Mixture:
-    """Inverse-variance mixture of per-environment gradients ``analytic [N, P]`` and ``likelihood [N, P]``
-    (this module's docstring)."""
-    n = analytic.shape[0]
+def mix(analytic: jax.Array, likelihood: jax.Array, bias_z: float, paired: bool = True) -> Mixture:
+    """Inverse-variance mixture of per-environment gradients ``analytic [N_A, P]`` and ``likelihood
+    [N_L, P]`` (this module's docstring). ``paired``: row i of both comes from the same environment
+    (``N_A = N_L``); otherwise they come from disjoint environments (``hybrid_explore_fraction < 1``) and the
+    variance of their difference is the sum of theirs."""
     finite = jnp.all(jnp.isfinite(analytic))
     analytic = jnp.where(finite, analytic, 0.0)
-    variance = lambda x: jnp.sum(jnp.var(x, axis=0, ddof=1)) / n
+    variance = lambda x: jnp.sum(jnp.var(x, axis=0, ddof=1)) / x.shape[0]
     s_a, s_l = variance(analytic), variance(likelihood)
     mean_a, mean_l = jnp.mean(analytic, axis=0), jnp.mean(likelihood, axis=0)
-    difference = variance(analytic - likelihood)
+    difference = variance(analytic - likelihood) if paired else s_a + s_l
     disagreement = jnp.linalg.norm(mean_a - mean_l) / jnp.sqrt(jnp.maximum(difference, 1e-30))
     alpha = jnp.where(s_a + s_l > 0, s_l / jnp.maximum(s_a + s_l, 1e-30), 0.5)
     alpha = jnp.where(finite & (disagreement <= bias_z), alpha, 0.0)
