@@ -69,6 +69,8 @@ def config_name(config) -> str:
         name += f"-reuse{config.hybrid_reuse_epochs}"
         if config.hybrid_advantages == "gae":
             name += "-gae"
+    if config.algo == "hybrid" and config.hybrid_explore_fraction < 1.0:
+        name += f"-explore{config.hybrid_explore_fraction:g}"
     for key, value in sorted(config.env_params.items()):
         name += f"-{key}{value}"
     for key, (low, high) in sorted(config.randomize.items()):

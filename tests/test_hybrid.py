@@ -15,6 +15,7 @@ from apg_jax.networks import init_params, make_networks
 from apg_jax.normalization import init_stats
 from apg_jax.optim import make_optimizer
 from apg_jax.training import make_trainer
+from experiments.cli import config_name
 from experiments.runner import run_experiment
 
 
@@ -296,3 +297,9 @@ def test_reuse_passes_add_ppos_entropy_bonus():
     flat = lambda p: jax.flatten_util.ravel_pytree(p)[0]
     np.testing.assert_array_equal(flat(run(0.0)), flat(params))
     assert float(jnp.mean(log_std(run(0.01)) - log_std(params))) > 0.01
+
+
+def test_split_hybrid_runs_carry_their_explore_fraction_in_their_label():
+    hybrid = default_config("tblock", "hybrid", hybrid_reuse_epochs=0)
+    assert config_name(hybrid) == "tblock-hybrid-K64-mc"
+    assert config_name(hybrid.replace(hybrid_explore_fraction=0.25)) == "tblock-hybrid-K64-mc-explore0.25"
