@@ -355,7 +355,8 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         transitions = explorers * segment_lengths(config, episode_length)[0]
         if config.hybrid_reuse_epochs and transitions < config.num_minibatches:
             raise ConfigError(f"a segment holds {transitions} exploring transitions (exploring envs * K), "
-                              f"fewer than the reuse passes' num_minibatches = {config.num_minibatches}; lower num_minibatches")
+                              f"fewer than the reuse passes' num_minibatches = {config.num_minibatches}; "
+                              "lower num_minibatches")
     if fits_critic(config):
         k = segment_lengths(config, episode_length)[0]
         if config.num_envs * k < config.critic_minibatches:

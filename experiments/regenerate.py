@@ -75,6 +75,12 @@ JOBS = [
     ("results/hybrid-v2/tblock", "report", [*(f"results/hybrid-tblock/runs/tblock-{name}" for name in ("apg-K10-mc", "ppo")),
                                             "results/hybrid-v2/runs/tblock-hybrid-*"],
      ["--thresholds", "results/comparison/thresholds.json"]),
+    # the split-batch hybrid (hybrid_explore_fraction 0.25) beside hybrid-v2's runs on the near-hard contact,
+    # and its tblock variants (seed 1000 alone, seeds 1001-1004 together)
+    ("results/hybrid-split/pointmass2d-hard", "report", ["results/hybrid-v2/runs/pointmass2d-*-contact_width1e-06",
+                                                         "results/hybrid-split/runs/pointmass2d-*"],
+     ["--thresholds", "results/comparison/thresholds.json"]),
+    ("results/hybrid-split/tblock", "trials", ["results/hybrid-split/tblock-runs"], []),
     *[(f"results/ablation-protocol/{task}-equal-{axis}", "report", [f"results/ablation-protocol/runs/{task}-K*-equal-{axis}"],
        ["--thresholds", "results/comparison/thresholds.json"])
       for task in ("pointmass1d", "pointmass2d", "franka", "tblock") for axis in ("env-steps", "updates")],
