@@ -212,6 +212,9 @@ PRESETS: dict[str, dict] = {
     # the hybrid with a small exploration std instead of PPO's tuned one (results/hybrid-isolation: on
     # tblock PPO's std stops the analytic gradient; log std -3 keeps the analytic weight near 1)
     "hybrid_lowstd": dict(algo="hybrid", init_log_std=-3.0),
+    # the hybrid with a split batch: 3/4 of the environments act deterministically and give the analytic
+    # estimate, 1/4 explore with PPO's std for the likelihood-ratio one, no reuse passes (results/hybrid-split)
+    "hybrid_split": dict(algo="hybrid", hybrid_explore_fraction=0.25, hybrid_reuse_epochs=0),
 }
 
 

@@ -270,6 +270,12 @@ def test_low_std_hybrid_differs_from_the_hybrid_only_in_its_exploration_std():
     assert low.replace(init_log_std=hybrid.init_log_std) == hybrid
 
 
+def test_split_hybrid_differs_from_the_hybrid_only_in_its_split_and_reuse_passes():
+    hybrid, split = protocol.final_config("tblock", "hybrid"), protocol.final_config("tblock", "hybrid_split")
+    assert split.hybrid_explore_fraction == 0.25 and split.hybrid_reuse_epochs == 0 < hybrid.hybrid_reuse_epochs
+    assert split.replace(hybrid_explore_fraction=1.0, hybrid_reuse_epochs=hybrid.hybrid_reuse_epochs) == hybrid
+
+
 @pytest.mark.parametrize("task", sorted(protocol.BUDGETS))
 def test_every_method_trains_on_nearly_the_whole_budget(task):
     """Update sizes differ between methods (APG: envs x K, PPO: envs x rollout); the schedule runs every
