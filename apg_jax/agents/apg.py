@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
@@ -176,7 +177,8 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
     lengths, n = sched.segment_lengths, config.num_envs
     split = hybrid and config.hybrid_explore_fraction < 1.0  # deterministic envs [:n - explorers], exploring rest
     explorers = exploring_envs(config) if hybrid else n
-    explore_mask = (jnp.arange(n) >= n - explorers).astype(jnp.float32)  # [N] 1 where an env acts stochastically
+    # [N] 1 where an env acts stochastically; numpy, so that building the learner compiles nothing
+    explore_mask = (np.arange(n) >= n - explorers).astype(np.float32)
     stagger = config.stagger_clocks and lengths[0] < env.episode_length
 
     def init(key):
