@@ -179,6 +179,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
     explorers = exploring_envs(config) if hybrid else n
     # [N] 1 where an env acts stochastically; numpy, so that building the learner compiles nothing
     explore_mask = (np.arange(n) >= n - explorers).astype(np.float32)
+    deterministic, exploring = slice(0, n - explorers), slice(n - explorers, n)  # the split's two sides
     stagger = config.stagger_clocks and lengths[0] < env.episode_length
 
     def init(key):
@@ -221,7 +222,7 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
                 advantages = likelihood_weights(state, segment)
                 likelihood = likelihood_gradients(state, segment, noise, advantages)
                 if split:
-                    analytic, likelihood = analytic[: n - explorers], likelihood[n - explorers:]
+                    analytic, likelihood = analytic[deterministic], likelihood[exploring]
                 mixture = mix(analytic, likelihood, config.hybrid_bias_z, paired=not split)
                 unravel = ravel_pytree(state.actor_params)[1]
                 loss, grads = -jnp.mean(values), unravel(-mixture.gradient)
@@ -231,11 +232,10 @@ def make_apg(env: DiffEnv, config: TrainConfig, sched: Schedule) -> APGParts:
             actor_params, actor_opt, skipped = guarded_update(actor_optimizer, grads, state.actor_opt,
                                                               state.actor_params)
             if reuse:
-                explored = slice(n - explorers, n)
                 actor_params, reuse_opt, reuse_skipped = reuse_segment(
                     actor, reuse_optimizer, state.actor_params, actor_params, state.reuse_opt, state.obs_stats,
-                    segment.obs[:, explored], noise[:, explored],
-                    reuse_advantages(state, segment, advantages)[:, explored], 1.0 - mixture.analytic_weight,
+                    segment.obs[:, exploring], noise[:, exploring],
+                    reuse_advantages(state, segment, advantages)[:, exploring], 1.0 - mixture.analytic_weight,
                     jax.random.fold_in(k_noise, 1), epochs=config.hybrid_reuse_epochs,
                     minibatches=config.num_minibatches, clip_eps=config.clip_eps,
                     normalize_advantages=config.normalize_advantages, ent_coef=config.ent_coef)
