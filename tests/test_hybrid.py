@@ -3,6 +3,7 @@ agree on a smooth task, the weight moves to the likelihood ratio at a near-hard 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from scipy.stats import norm
 
@@ -106,6 +107,38 @@ def test_split_batch_takes_the_analytic_gradient_from_the_deterministic_policy()
     assert int(jnp.sum(log_std)) == env.action_size
     assert float(jnp.max(jnp.abs(grads[:8][:, log_std]))) == 0.0
     assert float(jnp.min(jnp.abs(grads[8:][:, log_std]))) > 0.0  # exploring: the std moves the actions
+
+
+def test_split_update_mixes_the_deterministic_analytic_and_the_exploring_likelihood_gradients():
+    """One split update end to end (no reuse passes) against its pieces computed directly over the whole
+    batch: the analytic rows of the deterministic environments, the likelihood-ratio rows of the exploring
+    ones, their unpaired mixture stepped by the actor's optimizer; the environments end where the whole
+    batch's rollout ends."""
+    config = default_config("pointmass1d", "hybrid", segment_length=8, num_envs=16, hybrid_explore_fraction=0.25,
+                            hybrid_reuse_epochs=0)
+    env, trainer = make("pointmass1d"), make_trainer(config)
+    parts = make_apg(env, config, trainer.schedule)
+    learner = jax.jit(trainer.init)(jax.random.PRNGKey(3)).learner
+    updated, metrics = jax.jit(parts.updates[0])(learner)
+
+    _, k_reset, k_noise, _ = jax.random.split(learner.key, 4)
+    reset, noise = parts.draw(k_reset, k_noise, 8, learner.env_steps)
+    values, segment, analytic = parts.per_env_gradients(learner, learner.env_state, reset, noise)
+    likelihood = parts.likelihood_gradients(learner, segment, noise)
+    expected = mix(analytic[:12], likelihood[12:], config.hybrid_bias_z, paired=False)
+    assert 0.0 < float(expected.analytic_weight) < 1.0
+    np.testing.assert_allclose(metrics["analytic_weight"], expected.analytic_weight, rtol=1e-4)
+    np.testing.assert_allclose(metrics["actor_loss"], -jnp.mean(values), rtol=1e-5)
+
+    optimizer = make_optimizer(config.learning_rate, config.max_grad_norm, config.lr_schedule,
+                               trainer.schedule.num_updates, config.adam_betas)
+    unravel = jax.flatten_util.ravel_pytree(learner.actor_params)[1]
+    stepped = optimizer.update(unravel(-expected.gradient), learner.actor_opt, learner.actor_params)[0]
+    want = jax.flatten_util.ravel_pytree(optax.apply_updates(learner.actor_params, stepped))[0]
+    got = jax.flatten_util.ravel_pytree(updated.actor_params)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
+    assert float(jnp.max(jnp.abs(got - jax.flatten_util.ravel_pytree(learner.actor_params)[0]))) > 0.0
+    np.testing.assert_allclose(updated.env_state.pipeline_state, segment.final_state.pipeline_state, rtol=1e-6)
 
 
 def per_env_estimates(task, config, states=None, seed=0):
