@@ -66,6 +66,10 @@ class TrainConfig:
     reward_scale: float = 1.0  #: rewards are multiplied by this in every learning signal (APG objective,
     #: critic targets, PPO advantages); evaluation returns are unscaled
     # ----- episodes
+    train_episode_length: int | None = None  #: time limit of the training episodes in control steps (a
+    #: truncation, as the task's own); evaluation keeps the task's horizon. None: the task's. Where a policy
+    #: finishes early and then rests (tblock), shorter training episodes spend the budget on the part that
+    #: learns
     stagger_clocks: bool = True  #: start training episodes at uniform random steps of the horizon (APG
     #: segments shorter than the horizon, and PPO); evaluation always starts fresh episodes
     curriculum: float = 0.0  #: fraction of env_steps over which training resets grow from near the solved
@@ -270,6 +274,10 @@ def validate(config: TrainConfig, episode_length: int) -> None:
         if isinstance(field.default, bool) and not isinstance(value, bool):
             raise ConfigError(f"{field.name} must be True or False, got {value!r} ({type(value).__name__}); "
                               f"e.g. --set {field.name}=True")
+    if config.train_episode_length is not None and (isinstance(config.train_episode_length, bool) or not isinstance(
+            config.train_episode_length, int) or config.train_episode_length < 1):
+        raise ConfigError(f"train_episode_length must be a positive number of control steps or None (the task's "
+                          f"horizon, {episode_length}), got {config.train_episode_length!r}")
     if config.algo not in ALGOS:
         raise ConfigError(f"unknown algo '{config.algo}'; valid: {', '.join(ALGOS)}")
     if config.bootstrap not in BOOTSTRAPS:
@@ -302,7 +310,8 @@ def validate(config: TrainConfig, episode_length: int) -> None:
     elif config.segment_length is not None and (isinstance(config.segment_length, str)
                                                  or not 1 <= config.segment_length <= episode_length):
         raise ConfigError(
-            f"segment_length must be between 1 and the task's horizon {episode_length}, 'auto', "
+            f"segment_length must be between 1 and the training horizon {episode_length} (the task's, or "
+            f"train_episode_length), 'auto', "
             f"or unset for the full horizon; got {config.segment_length!r}")
     positive = ["env_steps", "num_envs", "num_evals", "num_eval_envs", "rollout_length", "ppo_epochs",
                 "num_minibatches", "critic_epochs", "critic_minibatches", "learning_rate",

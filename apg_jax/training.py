@@ -61,16 +61,19 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
             raise ConfigError(str(err)) from None
     elif env.name != config.task:
         raise ConfigError(f"env '{env.name}' given for config.task '{config.task}'; pass the task's own env")
-    train_env = env  # the learners' task; evaluation keeps the nominal one
+    validate(config, env.episode_length)
+    train_env = env  # the learners' task; evaluation keeps the nominal one (and its horizon)
+    if config.train_episode_length is not None:
+        train_env = env.with_episode_length(config.train_episode_length)
     if config.randomize:
         try:
-            train_env = RandomizedPhysics(env, config.randomize)
+            train_env = RandomizedPhysics(train_env, config.randomize)
         except ValueError as err:
             raise ConfigError(str(err)) from None
-    validate(config, env.episode_length)
+    validate(config, train_env.episode_length)
     if config.curriculum > 0 and not env.has_curriculum:
         raise ConfigError(f"task '{config.task}' has no curriculum (sample_training_q); set curriculum=0")
-    sched = schedule(config, env.episode_length)
+    sched = schedule(config, train_env.episode_length)
     if config.algo in SEGMENT_ALGOS:
         parts = make_apg(train_env, config, sched)
         learner_init, learner_updates, actor, probe = parts.init, parts.updates, parts.actor, parts.probe

@@ -12,9 +12,9 @@ time-limit truncation in PPO (brax masks truncated steps out of GAE through ``in
 its ``bootstrap_on_timeout`` needs a task-specific ``info["time_out"]`` that our tasks, which keep no
 clock, do not set), its networks' parameterisation (tanh-Normal policy with a state-dependent
 scale), its initialisation and its optimizer details; the fields of ours it has no argument for
-(``NOT_MAPPED``: our curriculum, learning-rate schedule, initial std, separate critic learning rate
-and Adam betas) are printed as a note when they differ from ``TrainConfig``'s defaults. The run
-directory has our format (``apg_jax.rundir``: ``config.json``, ``metrics.csv``, ``summary.json``,
+(``NOT_MAPPED``: our curriculum, learning-rate schedule, initial std, separate critic learning rate,
+Adam betas, a shorter training horizon) are printed as a note when they differ from ``TrainConfig``'s
+defaults. The run directory has our format (``apg_jax.rundir``: ``config.json``, ``metrics.csv``, ``summary.json``,
 ``learning_curves.png``) plus ``brax_settings.json`` and ``seeds_done.json``. Seeds train one after
 another; brax's trainers keep no checkpoint, so the same command after an interruption keeps the
 finished seeds (listed in ``seeds_done.json``, their rows in ``metrics.csv``) and retrains the
@@ -59,6 +59,7 @@ NOT_MAPPED = {
     "init_log_std": "its own initial policy scale (a network output of its tanh-Normal policy)",
     "critic_learning_rate": "one learning rate for policy and value",
     "adam_betas": "Adam's default betas",
+    "train_episode_length": "training episodes of the task's horizon",
 }
 
 

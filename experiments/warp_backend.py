@@ -96,6 +96,9 @@ def run_warp_experiment(config: TrainConfig, num_seeds: int, out_dir: str, devic
     if config.segment_length == "auto":
         raise ConfigError("the warp backend trains fixed segment lengths; use the jax backend for "
                           "segment_length=auto")
+    if config.train_episode_length is not None:
+        raise ConfigError("the warp backend trains on the task's own horizon; drop train_episode_length or use "
+                          "the jax backend")
     if config.init_policy:
         raise ConfigError("the warp backend starts from a fresh policy; drop init_policy or use the jax backend")
     if num_seeds < 1:

@@ -75,7 +75,7 @@ def test_resume_refuses_a_different_configuration(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--segment-length", "0"], "segment_length must be between 1 and the task's horizon 100"),
+    (["--segment-length", "0"], "segment_length must be between 1 and the training horizon 100"),
     (["--segment-length", "101"], "segment_length must be between 1"),
     (["--bootstrap", "td"], "unknown bootstrap mode 'td'; valid: mc, critic"),
     (["--env-steps", "0"], "env_steps must be positive"),
@@ -91,6 +91,8 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     (["--set", "init_policy=no/such/run"], "init_policy: "),
     (["--set", "init_policy=runs/x", "--set", "init_policy_seed=pairs"], "init_policy_seed must be a seed number"),
     (["--set", "init_policy_log_std=-3.0"], "init_policy_log_std needs init_policy"),
+    (["--set", "train_episode_length=0"], "train_episode_length must be a positive number of control steps"),
+    (["--set", "train_episode_length=4", "--segment-length", "8"], "between 1 and the training horizon 4"),
 ])
 def test_invalid_configurations_stop_before_compilation(args, message, tmp_path, compiles, capsys):
     out = tmp_path / "x"

@@ -158,6 +158,7 @@ def test_torch_learner_refuses_nonfinite_gradients_and_restarts_the_environment(
     (dict(randomize={"mass": (0.5, 1.5)}), "fixed parameters"),
     (dict(segment_length="auto"), "fixed segment lengths"),
     (dict(init_policy="runs/any"), "starts from a fresh policy"),
+    (dict(train_episode_length=50), "task's own horizon"),
 ])
 def test_warp_backend_refuses_what_it_does_not_support(change, message, tmp_path):
     from apg_jax import ConfigError, default_config

@@ -14,6 +14,7 @@ Bad input policy (tested in ``tests/test_env_contract.py``):
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any, ClassVar
 
@@ -108,6 +109,13 @@ class DiffEnv(brax_base.Env):
     def draw(self, ax, q) -> None:
         """Draw physics state ``q`` (numpy) on matplotlib axes ``ax``."""
         raise NotImplementedError
+
+    def with_episode_length(self, steps: int) -> "DiffEnv":
+        """This task with a time limit of ``steps`` control steps; its other parameters are unchanged."""
+        env = copy.copy(self)
+        env.params = dataclasses.replace(self.params, episode_length=steps)
+        env.validate_params()
+        return env
 
     # ----- brax Env interface ----------------------------------------------------------------------
     @property
