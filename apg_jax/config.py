@@ -219,6 +219,9 @@ PRESETS: dict[str, dict] = {
     # the hybrid with a split batch: 3/4 of the environments act deterministically and give the analytic
     # estimate, 1/4 explore with PPO's std for the likelihood-ratio one, no reuse passes (results/hybrid-split)
     "hybrid_split": dict(algo="hybrid", hybrid_explore_fraction=0.25, hybrid_reuse_epochs=0),
+    # training episodes of 10 s instead of 30 s, any learner (results/tblock-horizon: the T-block's pushes
+    # are over in 3-5 s and its policies then rest)
+    "short_episodes": dict(train_episode_length=100),
 }
 
 

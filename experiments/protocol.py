@@ -12,13 +12,14 @@ tuned on, an evaluation every 2 % of the budget on 128 starts shared by every se
 (``apg_jax.references``) and the tasks' issue targets, not from the runs. ``final`` trains each
 (task, method) into ``OUT/<task>-<method>`` with its defaults (``apg_jax.config.DEFAULTS``, set from the
 tuning; ``shac`` is APG with SHAC's recipe, ``PRESETS["shac"]``; ``hybrid`` issue 17's estimator,
-``hybrid_lowstd`` it with a small exploration std, ``hybrid_split`` it with a split batch),
-resuming an interrupted run and skipping finished ones; ``ablation`` runs APG's segment lengths (4-64, full; ``auto`` too at equal env
-steps) x bootstraps on 5 seeds of their own at equal env steps or at equal numbers of actor updates
-(``ablation_configs``; where the full horizon is the same configuration on both axes, it is trained once
-and copied); ``export`` copies every finished run's ``config.json``, ``metrics.csv`` and ``summary.json`` and
-every study's ``trials.csv``, ``best.json`` and ``study.journal`` (no checkpoints,
-no policies) where git keeps them, at the same relative paths.
+``hybrid_lowstd`` it with a small exploration std, ``hybrid_split`` it with a split batch; ``apg_short``
+APG with 100-step training episodes), resuming an interrupted run and skipping finished ones;
+``ablation`` runs APG's segment lengths (4-64, full; ``auto`` too at equal env steps) x bootstraps on 5
+seeds of their own at equal env steps or at equal numbers of actor updates (``ablation_configs``; where
+the full horizon is the same configuration on both axes, it is trained once and copied);
+``export`` copies every finished run's ``config.json``, ``metrics.csv`` and ``summary.json`` and every
+study's ``trials.csv``, ``best.json`` and ``study.journal`` (no checkpoints, no policies) where git keeps
+them, at the same relative paths.
 """
 from __future__ import annotations
 
@@ -86,9 +87,11 @@ def thresholds() -> dict:
 #: method name -> (algo, preset of apg_jax.config.PRESETS); ``hybrid`` is issue 17's estimator at its
 #: defaults (APG's tuned segments, PPO's tuned exploration and reuse passes: ``default_config``),
 #: ``hybrid_lowstd`` the same with a small exploration std (``PRESETS["hybrid_lowstd"]``), ``hybrid_split``
-#: with deterministic envs for the analytic estimate and a quarter exploring (``PRESETS["hybrid_split"]``)
+#: with deterministic envs for the analytic estimate and a quarter exploring (``PRESETS["hybrid_split"]``);
+#: ``apg_short`` APG with 100-step training episodes (``PRESETS["short_episodes"]``)
 METHODS = {"apg": ("apg", None), "ppo": ("ppo", None), "shac": ("apg", "shac"), "hybrid": ("hybrid", None),
-           "hybrid_lowstd": ("hybrid", "hybrid_lowstd"), "hybrid_split": ("hybrid", "hybrid_split")}
+           "hybrid_lowstd": ("hybrid", "hybrid_lowstd"), "hybrid_split": ("hybrid", "hybrid_split"),
+           "apg_short": ("apg", "short_episodes")}
 
 
 def final_config(task: str, method: str):

@@ -270,6 +270,12 @@ def test_low_std_hybrid_differs_from_the_hybrid_only_in_its_exploration_std():
     assert low.replace(init_log_std=hybrid.init_log_std) == hybrid
 
 
+def test_short_episode_apg_differs_from_apg_only_in_its_training_horizon():
+    apg, short = protocol.final_config("tblock", "apg"), protocol.final_config("tblock", "apg_short")
+    assert apg.train_episode_length is None and short.train_episode_length == 100
+    assert short.replace(train_episode_length=None) == apg
+
+
 def test_split_hybrid_differs_from_the_hybrid_only_in_its_split_and_reuse_passes():
     hybrid, split = protocol.final_config("tblock", "hybrid"), protocol.final_config("tblock", "hybrid_split")
     assert split.hybrid_explore_fraction == 0.25 and split.hybrid_reuse_epochs == 0 < hybrid.hybrid_reuse_epochs
