@@ -89,6 +89,7 @@ JOBS = [
     ("results/tblock-apg-long", "trials", ["results/tblock-apg-long/runs"], []),
     ("results/tblock-default-variants", "trials", ["results/tblock-default-variants/runs"], []),
     ("results/tblock-batch", "trials", ["results/tblock-batch/runs"], []),
+    ("results/tblock-horizon", "trials", ["results/tblock-horizon/runs"], []),
     *[(f"results/tuning/{name}", "trials", [f"results/tuning/{name}/trials"], [])
       for name in (f"{task}-{algo}" for task in ("pointmass1d", "pointmass2d", "franka", "tblock")
                    for algo in ("apg", "ppo", "brax_ppo"))],

@@ -270,10 +270,11 @@ def test_low_std_hybrid_differs_from_the_hybrid_only_in_its_exploration_std():
     assert low.replace(init_log_std=hybrid.init_log_std) == hybrid
 
 
-def test_short_episode_apg_differs_from_apg_only_in_its_training_horizon():
-    apg, short = protocol.final_config("tblock", "apg"), protocol.final_config("tblock", "apg_short")
-    assert apg.train_episode_length is None and short.train_episode_length == 100
-    assert short.replace(train_episode_length=None) == apg
+@pytest.mark.parametrize("algo", ["apg", "ppo"])
+def test_short_episode_methods_differ_from_their_learner_only_in_the_training_horizon(algo):
+    plain, short = protocol.final_config("tblock", algo), protocol.final_config("tblock", f"{algo}_short")
+    assert plain.train_episode_length is None and short.train_episode_length == 100
+    assert short.replace(train_episode_length=None) == plain
 
 
 def test_split_hybrid_differs_from_the_hybrid_only_in_its_split_and_reuse_passes():
