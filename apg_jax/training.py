@@ -61,7 +61,7 @@ def make_trainer(config: TrainConfig, env: envs.DiffEnv | None = None) -> Traine
             raise ConfigError(str(err)) from None
     elif env.name != config.task:
         raise ConfigError(f"env '{env.name}' given for config.task '{config.task}'; pass the task's own env")
-    validate(config, env.episode_length)
+    validate(config, env.episode_length)  # (train_episode_length itself, before the training task is built)
     train_env = env  # the learners' task; evaluation keeps the nominal one (and its horizon)
     if config.train_episode_length is not None:
         train_env = env.with_episode_length(config.train_episode_length)

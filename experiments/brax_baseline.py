@@ -14,9 +14,9 @@ clock, do not set), its networks' parameterisation (tanh-Normal policy with a st
 scale), its initialisation and its optimizer details; the fields of ours it has no argument for
 (``NOT_MAPPED``: our curriculum, learning-rate schedule, initial std, separate critic learning rate,
 Adam betas, a shorter training horizon) are printed as a note when they differ from ``TrainConfig``'s
-defaults. The run directory has our format (``apg_jax.rundir``: ``config.json``, ``metrics.csv``, ``summary.json``,
-``learning_curves.png``) plus ``brax_settings.json`` and ``seeds_done.json``. Seeds train one after
-another; brax's trainers keep no checkpoint, so the same command after an interruption keeps the
+defaults. The run directory has our format (``apg_jax.rundir``: ``config.json``, ``metrics.csv``,
+``summary.json``, ``learning_curves.png``) plus ``brax_settings.json`` and ``seeds_done.json``. Seeds
+train one after another; brax's trainers keep no checkpoint, so the same command after an interruption keeps the
 finished seeds (listed in ``seeds_done.json``, their rows in ``metrics.csv``) and retrains the
 unfinished one from its start.
 Evaluation return and success are from our evaluator (deterministic policy, the seed's fixed evaluation
