@@ -16,8 +16,8 @@ scale), its initialisation and its optimizer details; the fields of ours it has 
 Adam betas, a shorter training horizon) are printed as a note when they differ from ``TrainConfig``'s
 defaults. The run directory has our format (``apg_jax.rundir``: ``config.json``, ``metrics.csv``,
 ``summary.json``, ``learning_curves.png``) plus ``brax_settings.json`` and ``seeds_done.json``. Seeds
-train one after another; brax's trainers keep no checkpoint, so the same command after an interruption keeps the
-finished seeds (listed in ``seeds_done.json``, their rows in ``metrics.csv``) and retrains the
+train one after another; brax's trainers keep no checkpoint, so the same command after an interruption
+keeps the finished seeds (listed in ``seeds_done.json``, their rows in ``metrics.csv``) and retrains the
 unfinished one from its start.
 Evaluation return and success are from our evaluator (deterministic policy, the seed's fixed evaluation
 starts) after every brax evaluation for PPO; brax's APG trainer hands out no
