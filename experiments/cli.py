@@ -71,6 +71,8 @@ def config_name(config) -> str:
             name += "-gae"
     if config.algo == "hybrid" and config.hybrid_explore_fraction < 1.0:
         name += f"-explore{config.hybrid_explore_fraction:g}"
+    if config.train_episode_length is not None:
+        name += f"-train{config.train_episode_length}"
     for key, value in sorted(config.env_params.items()):
         name += f"-{key}{value}"
     for key, (low, high) in sorted(config.randomize.items()):

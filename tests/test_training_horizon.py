@@ -8,6 +8,7 @@ from apg_jax.envs import make
 from apg_jax.evaluation import evaluate
 from apg_jax.networks import deterministic_action
 from apg_jax.training import make_trainer
+from experiments.cli import config_name
 
 
 @pytest.mark.parametrize("algo, extra", [("apg", dict(segment_length=8)), ("ppo", dict(rollout_length=8))])
@@ -44,3 +45,8 @@ def test_evaluation_rolls_the_tasks_whole_horizon():
     np.testing.assert_allclose(ours["eval_return"], direct["eval_return"], rtol=1e-6)
     short = jax.jit(lambda: evaluate(env.with_episode_length(10), act, state.eval_key, config.num_eval_envs))()
     assert abs(float(ours["eval_return"]) - float(short["eval_return"])) > 1e-3
+
+
+def test_runs_with_a_training_horizon_carry_it_in_their_label():
+    config = default_config("tblock", "apg")
+    assert config_name(config.replace(train_episode_length=100)) == config_name(config) + "-train100"
