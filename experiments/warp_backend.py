@@ -18,7 +18,7 @@ import torch
 import warp_bridge
 from apg_jax import rundir
 from apg_jax.config import ConfigError, TrainConfig
-from apg_jax.envs.batch import reset_batch
+from apg_jax.envs.batch import curriculum_difficulty, reset_batch
 from apg_jax.evaluation import evaluate
 from apg_jax.normalization import RunningStats
 from apg_jax.networks import deterministic_action
@@ -49,11 +49,12 @@ def train_seed(config: TrainConfig, seed: int, device: str, on_chunk):
     to_t = lambda x: torch.tensor(np.asarray(x), device=device)
     q, steps, key = to_t(learner.env_state.pipeline_state), to_t(learner.env_state.info["steps"]), learner.key
     k, n = sched.segment_length, config.num_envs
+    horizon = config.train_episode_length or env.episode_length  # training episodes' time limit
     evaluate_jit = jax.jit(lambda params, stats: evaluate(
         env, lambda obs: deterministic_action(trainer.actor, params, stats, obs), state.eval_key,
         config.num_eval_envs))
 
-    rows, wall, metrics = [], 0.0, {}
+    rows, wall, metrics, env_steps = [], 0.0, {}, 0  # env_steps: trained on (all envs), for the curriculum
 
     def record(chunk: int):
         params, stats = flax_policy(policy, learner.actor_params)
@@ -68,12 +69,14 @@ def train_seed(config: TrainConfig, seed: int, device: str, on_chunk):
         per_update = []
         for _ in range(sched.updates_per_chunk):
             key, k_reset, k_noise, k_critic = jax.random.split(key, 4)  # as the JAX update splits its key
-            reset_q = to_t(reset_batch(env, k_reset, n).pipeline_state)
+            difficulty = curriculum_difficulty(config, jnp.asarray(env_steps, jnp.int32))  # as APG's draw
+            reset_q = to_t(reset_batch(env, k_reset, n, difficulty).pipeline_state)
             noise = (to_t(jax.random.normal(k_noise, (k, n, env.action_size))) if config.exploration_noise
                      else torch.zeros(k, n, env.action_size, device=device))
             orders = to_t(jax.vmap(lambda key_: jax.random.permutation(key_, k * n))(
                 jax.random.split(k_critic, config.critic_epochs)))  # as apg_jax.agents.apg.fit_critic
-            q, steps, m = apg.update(q, steps, reset_q, noise, orders, env.episode_length)
+            q, steps, m = apg.update(q, steps, reset_q, noise, orders, horizon)
+            env_steps += n * k
             per_update.append(m)
         wall += time.perf_counter() - start
         metrics = {name: (float(np.sum([m[name] for m in per_update])) if name in ("skipped_updates", "nonfinite_envs")
@@ -96,9 +99,6 @@ def run_warp_experiment(config: TrainConfig, num_seeds: int, out_dir: str, devic
     if config.segment_length == "auto":
         raise ConfigError("the warp backend trains fixed segment lengths; use the jax backend for "
                           "segment_length=auto")
-    if config.train_episode_length is not None:
-        raise ConfigError("the warp backend trains on the task's own horizon; drop train_episode_length or use "
-                          "the jax backend")
     if config.init_policy:
         raise ConfigError("the warp backend starts from a fresh policy; drop init_policy or use the jax backend")
     if num_seeds < 1:
