@@ -183,14 +183,16 @@ DEFAULTS: dict[tuple[str, str], dict] = {
                                  gae_lambda=0.9),
     # tblock: each the best of 16 equal-effort trials (5 M steps, seeds 100-101, results/tuning/tblock-*) by
     # tblock's objective, the mean maximum coverage (experiments.tune.OBJECTIVE_METRIC), with issue 14's
-    # curriculum (not searched)
+    # curriculum (not searched); then the training horizon, the best of the same grid of 50, 100, 150 and
+    # 300 steps for both by the same objective on the same seeds (results/tuning/tblock-horizon)
     ("tblock", "apg"): dict(env_steps=5_000_000, num_envs=32, learning_rate=7.447e-4, critic_learning_rate=1.127e-4,
                             lr_schedule="linear", max_grad_norm=0.3975, reward_scale=10.0, init_log_std=-0.9417,
-                            segment_length=64, bootstrap="mc", exploration_noise=False, curriculum=0.6),
+                            segment_length=64, bootstrap="mc", exploration_noise=False, curriculum=0.6,
+                            train_episode_length=150),
     ("tblock", "ppo"): dict(env_steps=5_000_000, num_envs=256, learning_rate=1.252e-3, critic_learning_rate=2.694e-3,
                             lr_schedule="linear", max_grad_norm=8.459, reward_scale=10.0, init_log_std=-0.9422,
                             rollout_length=32, ppo_epochs=8, num_minibatches=16, clip_eps=0.1, ent_coef=0.001,
-                            gae_lambda=0.9, curriculum=0.6),
+                            gae_lambda=0.9, curriculum=0.6, train_episode_length=50),
     # franka: each the best of 16 equal-effort trials (2 M steps, seeds 100-101, results/tuning/franka-{apg,ppo})
     ("franka", "apg"): dict(env_steps=2_000_000, num_envs=32, learning_rate=1.656e-3, critic_learning_rate=9.798e-4,
                             lr_schedule="linear", max_grad_norm=2.341, reward_scale=1.0, init_log_std=-1.176,
@@ -219,9 +221,10 @@ PRESETS: dict[str, dict] = {
     # the hybrid with a split batch: 3/4 of the environments act deterministically and give the analytic
     # estimate, 1/4 explore with PPO's std for the likelihood-ratio one, no reuse passes (results/hybrid-split)
     "hybrid_split": dict(algo="hybrid", hybrid_explore_fraction=0.25, hybrid_reuse_epochs=0),
-    # training episodes of 10 s instead of 30 s, any learner (results/tblock-horizon: the T-block's pushes
-    # are over in 3-5 s and its policies then rest)
+    # training episodes of 10 s, any learner (results/tblock-horizon: the T-block's pushes are over in 3-5 s
+    # and its policies then rest), and of the task's own horizon (tblock's defaults before the horizon grid)
     "short_episodes": dict(train_episode_length=100),
+    "full_episodes": dict(train_episode_length=None),
 }
 
 

@@ -13,7 +13,7 @@ tuned on, an evaluation every 2 % of the budget on 128 starts shared by every se
 (task, method) into ``OUT/<task>-<method>`` with its defaults (``apg_jax.config.DEFAULTS``, set from the
 tuning; ``shac`` is APG with SHAC's recipe, ``PRESETS["shac"]``; ``hybrid`` issue 17's estimator,
 ``hybrid_lowstd`` it with a small exploration std, ``hybrid_split`` it with a split batch; ``apg_short``
-and ``ppo_short`` with 100-step training episodes), resuming an interrupted run and skipping finished ones;
+and ``ppo_short`` with 100-step training episodes, ``apg_full`` and ``ppo_full`` with the task's own), resuming an interrupted run and skipping finished ones;
 ``ablation`` runs APG's segment lengths (4-64, full; ``auto`` too at equal env steps) x bootstraps on 5
 seeds of their own at equal env steps or at equal numbers of actor updates (``ablation_configs``; where
 the full horizon is the same configuration on both axes, it is trained once and copied);
@@ -88,10 +88,13 @@ def thresholds() -> dict:
 #: defaults (APG's tuned segments, PPO's tuned exploration and reuse passes: ``default_config``),
 #: ``hybrid_lowstd`` the same with a small exploration std (``PRESETS["hybrid_lowstd"]``), ``hybrid_split``
 #: with deterministic envs for the analytic estimate and a quarter exploring (``PRESETS["hybrid_split"]``);
-#: ``apg_short`` / ``ppo_short`` APG / PPO with 100-step training episodes (``PRESETS["short_episodes"]``)
+#: ``apg_short`` / ``ppo_short`` APG / PPO with 100-step training episodes (``PRESETS["short_episodes"]``),
+#: ``apg_full`` / ``ppo_full`` with the task's own horizon (``PRESETS["full_episodes"]``; on tblock its
+#: defaults before the training horizon was tuned)
 METHODS = {"apg": ("apg", None), "ppo": ("ppo", None), "shac": ("apg", "shac"), "hybrid": ("hybrid", None),
            "hybrid_lowstd": ("hybrid", "hybrid_lowstd"), "hybrid_split": ("hybrid", "hybrid_split"),
-           "apg_short": ("apg", "short_episodes"), "ppo_short": ("ppo", "short_episodes")}
+           "apg_short": ("apg", "short_episodes"), "ppo_short": ("ppo", "short_episodes"),
+           "apg_full": ("apg", "full_episodes"), "ppo_full": ("ppo", "full_episodes")}
 
 
 def final_config(task: str, method: str):

@@ -93,6 +93,9 @@ JOBS = [
     *[(f"results/tuning/{name}", "trials", [f"results/tuning/{name}/trials"], [])
       for name in (f"{task}-{algo}" for task in ("pointmass1d", "pointmass2d", "franka", "tblock")
                    for algo in ("apg", "ppo", "brax_ppo"))],
+    # the training horizon of tblock's defaults: 50 / 100 / 150 / 300 steps for both learners on the tuning
+    # seeds (300: the searches' best trials, tuning/tblock-{apg,ppo} trial 2 / 0)
+    ("results/tuning/tblock-horizon", "trials", ["results/tuning/tblock-horizon/trials"], []),
     ("results/comparison", "compare", ["results/comparison/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
     # tblock's first protocol comparison, with issue 14's defaults (replaced by the tuned ones at stop 47)

@@ -23,13 +23,15 @@ from experiments.cli import parse_overrides, select_platform
 
 #: per task, the default stages: (algo, env steps, settings on top of the defaults and the finetune preset)
 #: Each stage pinned to the settings it was measured with (stop 44, before the protocol's tblock searches
-#: changed the defaults): PPO's issue-14 default, APG K = 10 ``mc`` (+ the finetune preset)
+#: and the training-horizon grid changed the defaults): PPO's issue-14 default, APG K = 10 ``mc`` (+ the
+#: finetune preset)
 RECIPES = {"tblock": (
     ("ppo", 30_000_000, dict(num_envs=128, learning_rate=1e-3, critic_learning_rate=1e-3, max_grad_norm=1.0,
                              reward_scale=1.0, init_log_std=-1.0, rollout_length=32, ppo_epochs=4,
-                             num_minibatches=8, clip_eps=0.2, ent_coef=0.01, gae_lambda=0.95, curriculum=0.6)),
+                             num_minibatches=8, clip_eps=0.2, ent_coef=0.01, gae_lambda=0.95, curriculum=0.6,
+                             train_episode_length=None)),
     ("apg", 2_000_000, dict(num_envs=64, segment_length=10, bootstrap="mc", critic_learning_rate=1e-3,
-                            max_grad_norm=1.0, reward_scale=1.0)))}
+                            max_grad_norm=1.0, reward_scale=1.0, train_episode_length=None)))}
 
 
 def parse_stage(text: str) -> tuple[str, int | None]:

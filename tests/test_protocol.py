@@ -270,11 +270,13 @@ def test_low_std_hybrid_differs_from_the_hybrid_only_in_its_exploration_std():
     assert low.replace(init_log_std=hybrid.init_log_std) == hybrid
 
 
-@pytest.mark.parametrize("algo", ["apg", "ppo"])
-def test_short_episode_methods_differ_from_their_learner_only_in_the_training_horizon(algo):
-    plain, short = protocol.final_config("tblock", algo), protocol.final_config("tblock", f"{algo}_short")
-    assert plain.train_episode_length is None and short.train_episode_length == 100
-    assert short.replace(train_episode_length=None) == plain
+@pytest.mark.parametrize("algo, tuned", [("apg", 150), ("ppo", 50)])
+def test_episode_length_methods_differ_from_their_learner_only_in_the_training_horizon(algo, tuned):
+    plain = protocol.final_config("tblock", algo)
+    short, full = protocol.final_config("tblock", f"{algo}_short"), protocol.final_config("tblock", f"{algo}_full")
+    assert (plain.train_episode_length, short.train_episode_length, full.train_episode_length) == (tuned, 100, None)
+    assert short.replace(train_episode_length=tuned) == plain == full.replace(train_episode_length=tuned)
+    assert protocol.final_config("pointmass2d", f"{algo}_full") == protocol.final_config("pointmass2d", algo)
 
 
 def test_split_hybrid_differs_from_the_hybrid_only_in_its_split_and_reuse_passes():

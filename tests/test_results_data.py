@@ -87,3 +87,28 @@ def test_a_finished_search_sets_the_defaults(task, algo, best):
             assert float(f"{value:.4g}") == pytest.approx(getattr(config, name), rel=1e-12), name
         else:
             assert getattr(config, name) == value, name
+
+
+@pytest.mark.parametrize("algo", ["apg", "ppo"])
+def test_tblock_training_horizon_is_the_grids_best(algo):
+    """The training horizon of tblock's defaults is the one of the committed grid (the same horizons for
+    both learners, tuning seeds, 5 M steps) with the best tuning objective; the grid's runs have the
+    tuned settings (APG's 50-step episodes K = 50, the longest segment they hold)."""
+    from apg_jax.config import default_config
+    from apg_jax.rundir import read_metrics
+    from experiments.tune import objective
+
+    grid = {}
+    for path in sorted(glob.glob(f"{regenerate.ROOT}/results/tuning/tblock-horizon/trials/{algo}-T*")):
+        with open(os.path.join(path, "config.json")) as f:
+            config = json.load(f)
+        assert config["seed"] == 100 and config["num_seeds"] == 2 and config["env_steps"] == 5_000_000
+        tuned = default_config("tblock", algo)
+        for name in ("num_envs", "learning_rate", "max_grad_norm", "init_log_std", "curriculum", "reward_scale"):
+            assert config[name] == pytest.approx(getattr(tuned, name), rel=1e-3), (path, name)
+        if algo == "apg":
+            assert config["segment_length"] == min(tuned.segment_length, config.get("train_episode_length") or 300)
+        grid[config.get("train_episode_length") or 300] = objective(read_metrics(path), "tblock")
+    assert sorted(grid) == [50, 100, 150, 300]
+    best = max(grid, key=grid.get)
+    assert default_config("tblock", algo).train_episode_length == (None if best == 300 else best)

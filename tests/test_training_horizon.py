@@ -48,5 +48,5 @@ def test_evaluation_rolls_the_tasks_whole_horizon():
 
 
 def test_runs_with_a_training_horizon_carry_it_in_their_label():
-    config = default_config("tblock", "apg")
+    config = default_config("tblock", "apg", train_episode_length=None)
     assert config_name(config.replace(train_episode_length=100)) == config_name(config) + "-train100"
