@@ -13,7 +13,8 @@ tuned on, an evaluation every 2 % of the budget on 128 starts shared by every se
 (task, method) into ``OUT/<task>-<method>`` with its defaults (``apg_jax.config.DEFAULTS``, set from the
 tuning; ``shac`` is APG with SHAC's recipe, ``PRESETS["shac"]``; ``hybrid`` issue 17's estimator,
 ``hybrid_lowstd`` it with a small exploration std, ``hybrid_split`` it with a split batch; ``apg_short``
-and ``ppo_short`` with 100-step training episodes, ``apg_full`` and ``ppo_full`` with the task's own), resuming an interrupted run and skipping finished ones;
+and ``ppo_short`` with 100-step training episodes, ``apg_full`` and ``ppo_full`` with the task's own),
+resuming an interrupted run and skipping finished ones;
 ``ablation`` runs APG's segment lengths (4-64, full; ``auto`` too at equal env steps) x bootstraps on 5
 seeds of their own at equal env steps or at equal numbers of actor updates (``ablation_configs``; where
 the full horizon is the same configuration on both axes, it is trained once and copied);
