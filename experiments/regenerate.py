@@ -98,6 +98,10 @@ JOBS = [
     ("results/tuning/tblock-horizon", "trials", ["results/tuning/tblock-horizon/trials"], []),
     ("results/comparison", "compare", ["results/comparison/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
+    # tblock's hybrid and SHAC final runs with 30 s training episodes (APG's tblock settings until stop 56),
+    # replaced in comparison/ by their re-runs on the tuned horizon (stop 57)
+    ("results/tblock-comparison-stop56", "compare", ["results/tblock-comparison-stop56/runs"],
+     ["--thresholds", "results/comparison/thresholds.json"]),
     # tblock's first protocol comparison, with issue 14's defaults (replaced by the tuned ones at stop 47)
     ("results/tblock-comparison-issue14", "compare", ["results/tblock-comparison-issue14/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
