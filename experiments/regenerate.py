@@ -99,7 +99,7 @@ JOBS = [
     ("results/comparison", "compare", ["results/comparison/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
     # tblock's hybrid and SHAC final runs with 30 s training episodes (APG's tblock settings until stop 56),
-    # replaced in comparison/ by their re-runs on the tuned horizon (stop 57)
+    # replaced in comparison/ by their re-runs on the tuned horizon (stops 57-58)
     ("results/tblock-comparison-stop56", "compare", ["results/tblock-comparison-stop56/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
     # tblock's first protocol comparison, with issue 14's defaults (replaced by the tuned ones at stop 47)
