@@ -96,11 +96,23 @@ JOBS = [
     # the training horizon of tblock's defaults: 50 / 100 / 150 / 300 steps for both learners on the tuning
     # seeds (300: the searches' best trials, tuning/tblock-{apg,ppo} trial 2 / 0)
     ("results/tuning/tblock-horizon", "trials", ["results/tuning/tblock-horizon/trials"], []),
+    # then at that horizon, one setting at a time: the curriculum (both learners), APG's segment length and
+    # PPO's rollout length (the baseline of each is the horizon grid's run); and the contact-gradient
+    # surrogate from scratch (APG, tuning seeds)
+    ("results/tuning/tblock-curriculum", "trials", ["results/tuning/tblock-curriculum/trials"], []),
+    ("results/tuning/tblock-curriculum-confirm", "trials", ["results/tuning/tblock-curriculum-confirm/trials"], []),
+    ("results/tblock-surrogate", "trials", ["results/tblock-surrogate/runs"], []),
     ("results/comparison", "compare", ["results/comparison/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
     # tblock's hybrid and SHAC final runs with 30 s training episodes (APG's tblock settings until stop 56),
     # replaced in comparison/ by their re-runs on the tuned horizon (stops 57-58)
     ("results/tblock-comparison-stop56", "compare", ["results/tblock-comparison-stop56/runs"],
+     ["--thresholds", "results/comparison/thresholds.json"]),
+    # tblock's APG and PPO final runs at stop 57's defaults (APG K = 64, PPO curriculum 0.6), replaced in
+    # comparison/ by their re-runs on the second grid's settings (stop 58), and APG at K = 16 (the second
+    # grid's pick on 2 seeds, before its close values were re-run on 3 more) and PPO at curriculum 0.3 with
+    # rollouts of 32 (likewise)
+    ("results/tblock-comparison-stop57", "compare", ["results/tblock-comparison-stop57/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
     # tblock's first protocol comparison, with issue 14's defaults (replaced by the tuned ones at stop 47)
     ("results/tblock-comparison-issue14", "compare", ["results/tblock-comparison-issue14/runs"],

@@ -90,7 +90,7 @@ def test_brax_baseline_names_the_settings_brax_ignores():
 
     assert unmapped(TrainConfig()) == {}
     ignored = unmapped(default_config("tblock", "ppo"))  # our PPO's tuned tblock settings
-    assert ignored["curriculum"][0] == 0.6 and ignored["lr_schedule"][0] == "linear"
+    assert ignored["curriculum"][0] == 0.3 and ignored["lr_schedule"][0] == "linear"
     assert "adam_betas" not in ignored  # tuned at Adam's defaults: nothing lost
     changed = TrainConfig(curriculum=0.3, learning_rate=5e-4)  # a mapped field is not reported
     assert set(unmapped(changed)) == {"curriculum"}

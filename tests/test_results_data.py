@@ -57,6 +57,12 @@ def test_readme_results_block_is_regenerated():
 
 
 SEARCH_TRIALS = 16  #: the protocol's trials per search (results/README.md, step 1)
+#: tblock's settings before the second grid (results/tuning/tblock-curriculum), which the horizon grid
+#: ran with and which the second grid varies one at a time
+TBLOCK_GRID_BASE = {"apg": dict(curriculum=0.6, segment_length=64), "ppo": dict(curriculum=0.6, rollout_length=32)}
+#: what the searches tuned and the grids keep (each learner's)
+TBLOCK_KEPT = ("num_envs", "learning_rate", "max_grad_norm", "init_log_std", "reward_scale")
+TBLOCK_CONFIRM_MARGIN = 0.1  #: a grid's values within this of its best 2-seed objective are re-run on 3 more seeds
 
 
 def finished_searches() -> list:
@@ -77,10 +83,13 @@ def finished_searches() -> list:
 
 @pytest.mark.parametrize("task, algo, best", finished_searches(), ids=lambda v: v if isinstance(v, str) else "")
 def test_a_finished_search_sets_the_defaults(task, algo, best):
-    """Protocol step 1: the best trial's settings (4 significant digits) are the defaults, at the search's budget."""
+    """Protocol step 1: the best trial's settings (4 significant digits) are the defaults, at the search's budget
+    (on tblock, before the second grid re-chose APG's segment length at the tuned training horizon)."""
     from apg_jax.config import default_config
 
     config = default_config(task, algo)
+    if task == "tblock":
+        config = config.replace(**TBLOCK_GRID_BASE[algo])
     assert config.env_steps == best["env_steps"]
     for name, value in best["settings"].items():
         if isinstance(value, float):
@@ -89,26 +98,85 @@ def test_a_finished_search_sets_the_defaults(task, algo, best):
             assert getattr(config, name) == value, name
 
 
-@pytest.mark.parametrize("algo", ["apg", "ppo"])
-def test_tblock_training_horizon_is_the_grids_best(algo):
-    """The training horizon of tblock's defaults is the one of the committed grid (the same horizons for
-    both learners, tuning seeds, 5 M steps) with the best tuning objective; the grid's runs have the
-    tuned settings (APG's 50-step episodes K = 50, the longest segment they hold)."""
+
+
+def tblock_grid(folder: str, algo: str, pattern: str, tuned: dict, seed: int = 100, num_seeds: int = 2) -> dict:
+    """``{path: (config, objective)}`` of a tblock grid's trials, each checked to be a run of tuning seeds
+    ``seed``... at the protocol's budget with ``tuned`` settings (the learner's defaults otherwise)."""
     from apg_jax.config import default_config
     from apg_jax.rundir import read_metrics
     from experiments.tune import objective
 
-    grid = {}
-    for path in sorted(glob.glob(f"{regenerate.ROOT}/results/tuning/tblock-horizon/trials/{algo}-T*")):
+    trials = {}
+    for path in sorted(glob.glob(f"{regenerate.ROOT}/results/tuning/{folder}/trials/{algo}-{pattern}")):
         with open(os.path.join(path, "config.json")) as f:
             config = json.load(f)
-        assert config["seed"] == 100 and config["num_seeds"] == 2 and config["env_steps"] == 5_000_000
-        tuned = default_config("tblock", algo)
-        for name in ("num_envs", "learning_rate", "max_grad_norm", "init_log_std", "curriculum", "reward_scale"):
-            assert config[name] == pytest.approx(getattr(tuned, name), rel=1e-3), (path, name)
+        assert config["seed"] == seed and config["num_seeds"] == num_seeds and config["env_steps"] == 5_000_000
+        defaults = default_config("tblock", algo)
+        for name in TBLOCK_KEPT:
+            assert config[name] == pytest.approx(getattr(defaults, name), rel=1e-3), (path, name)
+        for name, value in tuned.items():
+            assert config[name] == value, (path, name)
+        trials[path] = (config, objective(read_metrics(path), "tblock"))
+    return trials
+
+
+@pytest.mark.parametrize("algo", ["apg", "ppo"])
+def test_tblock_training_horizon_is_the_grids_best(algo):
+    """The training horizon of tblock's defaults is the one of the committed grid (the same horizons for
+    both learners, tuning seeds, 5 M steps) with the best tuning objective; the grid ran on the settings
+    before the second grid (APG's 50-step episodes K = 50, the longest segment they hold)."""
+    from apg_jax.config import default_config
+
+    grid = {}
+    for config, score in tblock_grid("tblock-horizon", algo, "T*", {"curriculum": 0.6}).values():
         if algo == "apg":
-            assert config["segment_length"] == min(tuned.segment_length, config.get("train_episode_length") or 300)
-        grid[config.get("train_episode_length") or 300] = objective(read_metrics(path), "tblock")
+            assert config["segment_length"] == min(64, config.get("train_episode_length") or 300)
+        else:
+            assert config["rollout_length"] == 32
+        grid[config.get("train_episode_length") or 300] = score
     assert sorted(grid) == [50, 100, 150, 300]
     best = max(grid, key=grid.get)
     assert default_config("tblock", algo).train_episode_length == (None if best == 300 else best)
+
+
+def confirmed_best(two_seeds: dict, three_seeds: dict):
+    """A grid's choice: of its values within ``TBLOCK_CONFIRM_MARGIN`` of the best 2-seed objective (each
+    re-run on 3 more tuning seeds), the one with the best 5-seed objective (the two weighted by seeds)."""
+    best = max(two_seeds.values())
+    close = [value for value, score in two_seeds.items() if score >= best - TBLOCK_CONFIRM_MARGIN]
+    assert set(close) <= set(three_seeds), ("not re-run on the 3 seeds", set(close) - set(three_seeds))
+    return max(close, key=lambda value: (2 * two_seeds[value] + 3 * three_seeds[value]) / 5)
+
+
+@pytest.mark.parametrize("algo", ["apg", "ppo"])
+def test_tblock_curriculum_and_segment_length_are_the_second_grids_best(algo):
+    """At the chosen training horizon, the curriculum and the segment (APG) or rollout (PPO) length of
+    tblock's defaults are each the second grid's choice (one setting varied at a time from the horizon
+    grid's run, tuning seeds 100-101, 5 M steps, the searches' objective; its close values re-run on
+    seeds 102-104)."""
+    from apg_jax.config import default_config
+
+    defaults = default_config("tblock", algo)
+    base = TBLOCK_GRID_BASE[algo]
+    length_name = "segment_length" if algo == "apg" else "rollout_length"
+    horizon = {"train_episode_length": defaults.train_episode_length}
+
+    def grid(baseline_folder, baseline, folder, seed, num_seeds):
+        (_, base_score), = tblock_grid(baseline_folder, algo, baseline, {**base, **horizon}, seed, num_seeds).values()
+        curricula, lengths = {base["curriculum"]: base_score}, {base[length_name]: base_score}
+        for config, score in tblock_grid(folder, algo, "curriculum*", {length_name: base[length_name], **horizon},
+                                         seed, num_seeds).values():
+            curricula[config["curriculum"]] = score
+        for config, score in tblock_grid(folder, algo, "[Kr]*", {"curriculum": base["curriculum"], **horizon},
+                                         seed, num_seeds).values():
+            lengths[config[length_name] or defaults.train_episode_length] = score
+        return curricula, lengths
+
+    curricula, lengths = grid("tblock-horizon", f"T{defaults.train_episode_length}", "tblock-curriculum", 100, 2)
+    assert sorted(curricula) == [0.0, 0.3, 0.6, 0.9]
+    assert len(lengths) == (4 if algo == "apg" else 3)
+    confirm_curricula, confirm_lengths = grid("tblock-curriculum-confirm", "baseline", "tblock-curriculum-confirm",
+                                              102, 3)
+    assert defaults.curriculum == confirmed_best(curricula, confirm_curricula)
+    assert getattr(defaults, length_name) == confirmed_best(lengths, confirm_lengths)
