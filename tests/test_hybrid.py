@@ -334,5 +334,5 @@ def test_reuse_passes_add_ppos_entropy_bonus():
 
 def test_split_hybrid_runs_carry_their_explore_fraction_in_their_label():
     hybrid = default_config("tblock", "hybrid", hybrid_reuse_epochs=0)  # (APG's tuned 150-step training episodes)
-    assert config_name(hybrid) == "tblock-hybrid-K16-mc-train150"
-    assert config_name(hybrid.replace(hybrid_explore_fraction=0.25)) == "tblock-hybrid-K16-mc-explore0.25-train150"
+    assert config_name(hybrid) == "tblock-hybrid-K32-mc-train150"
+    assert config_name(hybrid.replace(hybrid_explore_fraction=0.25)) == "tblock-hybrid-K32-mc-explore0.25-train150"
