@@ -84,7 +84,7 @@ def finished_searches() -> list:
 @pytest.mark.parametrize("task, algo, best", finished_searches(), ids=lambda v: v if isinstance(v, str) else "")
 def test_a_finished_search_sets_the_defaults(task, algo, best):
     """Protocol step 1: the best trial's settings (4 significant digits) are the defaults, at the search's budget
-    (on tblock, before the second grid re-chose APG's segment length at the tuned training horizon)."""
+    (on tblock, before the second grid re-chose the segment / rollout length at the tuned training horizon)."""
     from apg_jax.config import default_config
 
     config = default_config(task, algo)
@@ -96,8 +96,6 @@ def test_a_finished_search_sets_the_defaults(task, algo, best):
             assert float(f"{value:.4g}") == pytest.approx(getattr(config, name), rel=1e-12), name
         else:
             assert getattr(config, name) == value, name
-
-
 
 
 def tblock_grid(folder: str, algo: str, pattern: str, tuned: dict, seed: int = 100, num_seeds: int = 2) -> dict:
@@ -128,12 +126,12 @@ def test_tblock_training_horizon_is_the_grids_best(algo):
     before the second grid (APG's 50-step episodes K = 50, the longest segment they hold)."""
     from apg_jax.config import default_config
 
-    grid = {}
-    for config, score in tblock_grid("tblock-horizon", algo, "T*", {"curriculum": 0.6}).values():
+    base, grid = TBLOCK_GRID_BASE[algo], {}
+    for config, score in tblock_grid("tblock-horizon", algo, "T*", {"curriculum": base["curriculum"]}).values():
         if algo == "apg":
-            assert config["segment_length"] == min(64, config.get("train_episode_length") or 300)
+            assert config["segment_length"] == min(base["segment_length"], config.get("train_episode_length") or 300)
         else:
-            assert config["rollout_length"] == 32
+            assert config["rollout_length"] == base["rollout_length"]
         grid[config.get("train_episode_length") or 300] = score
     assert sorted(grid) == [50, 100, 150, 300]
     best = max(grid, key=grid.get)
