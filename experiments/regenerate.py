@@ -101,10 +101,10 @@ JOBS = [
     # surrogate from scratch (APG, tuning seeds)
     ("results/tuning/tblock-curriculum", "trials", ["results/tuning/tblock-curriculum/trials"], []),
     ("results/tuning/tblock-curriculum-confirm", "trials", ["results/tuning/tblock-curriculum-confirm/trials"], []),
+    ("results/tblock-surrogate", "trials", ["results/tblock-surrogate/runs"], []),
     # a joint pass (stop 58, after the final runs; not yet acted on): PPO's rollouts of 64 at the new
     # curriculum 0.3 on all five tuning seeds (100-104)
     ("results/tuning/tblock-curriculum-joint", "trials", ["results/tuning/tblock-curriculum-joint/trials"], []),
-    ("results/tblock-surrogate", "trials", ["results/tblock-surrogate/runs"], []),
     ("results/comparison", "compare", ["results/comparison/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
     # tblock's hybrid and SHAC final runs with 30 s training episodes (APG's tblock settings until stop 56),
