@@ -187,14 +187,15 @@ DEFAULTS: dict[tuple[str, str], dict] = {
     # 300 steps for both by the same objective on the same seeds (results/tuning/tblock-horizon); then at
     # that horizon, one at a time, the curriculum (0, 0.3, 0.6, 0.9 for both) and the segment length (APG:
     # 16, 32, 64, full) or rollout length (PPO: 16, 32, 64), the values within 0.1 of each grid's best re-run
-    # on seeds 102-104 and chosen on all five (results/tuning/tblock-curriculum{,-confirm})
+    # on seeds 102-104 and chosen on all five (results/tuning/tblock-curriculum{,-confirm}), each setting at
+    # the other's chosen value (a joint pass; results/tuning/tblock-curriculum-joint)
     ("tblock", "apg"): dict(env_steps=5_000_000, num_envs=32, learning_rate=7.447e-4, critic_learning_rate=1.127e-4,
                             lr_schedule="linear", max_grad_norm=0.3975, reward_scale=10.0, init_log_std=-0.9417,
-                            segment_length=32, bootstrap="mc", exploration_noise=False, curriculum=0.6,
+                            segment_length=32, bootstrap="mc", exploration_noise=False, curriculum=0.3,
                             train_episode_length=150),
     ("tblock", "ppo"): dict(env_steps=5_000_000, num_envs=256, learning_rate=1.252e-3, critic_learning_rate=2.694e-3,
                             lr_schedule="linear", max_grad_norm=8.459, reward_scale=10.0, init_log_std=-0.9422,
-                            rollout_length=64, ppo_epochs=8, num_minibatches=16, clip_eps=0.1, ent_coef=0.001,
+                            rollout_length=32, ppo_epochs=8, num_minibatches=16, clip_eps=0.1, ent_coef=0.001,
                             gae_lambda=0.9, curriculum=0.3, train_episode_length=50),
     # franka: each the best of 16 equal-effort trials (2 M steps, seeds 100-101, results/tuning/franka-{apg,ppo})
     ("franka", "apg"): dict(env_steps=2_000_000, num_envs=32, learning_rate=1.656e-3, critic_learning_rate=9.798e-4,

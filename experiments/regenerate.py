@@ -102,8 +102,8 @@ JOBS = [
     ("results/tuning/tblock-curriculum", "trials", ["results/tuning/tblock-curriculum/trials"], []),
     ("results/tuning/tblock-curriculum-confirm", "trials", ["results/tuning/tblock-curriculum-confirm/trials"], []),
     ("results/tblock-surrogate", "trials", ["results/tblock-surrogate/runs"], []),
-    # a joint pass (stop 58, after the final runs; not yet acted on): PPO's rollouts of 64 at the new
-    # curriculum 0.3 on all five tuning seeds (100-104)
+    # a joint pass (stops 58-59): each setting's close values re-run at the other's new value on all five
+    # tuning seeds (100-104); it chose PPO's rollouts of 32 and APG's curriculum 0.3
     ("results/tuning/tblock-curriculum-joint", "trials", ["results/tuning/tblock-curriculum-joint/trials"], []),
     ("results/comparison", "compare", ["results/comparison/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
@@ -114,7 +114,7 @@ JOBS = [
     # tblock's APG and PPO final runs at stop 57's defaults (APG K = 64, PPO curriculum 0.6), replaced in
     # comparison/ by their re-runs on the second grid's settings (stop 58), and APG at K = 16 (the second
     # grid's pick on 2 seeds, before its close values were re-run on 3 more) and PPO at curriculum 0.3 with
-    # rollouts of 32 (likewise)
+    # rollouts of 64 (stop 58's default, before the joint pass)
     ("results/tblock-comparison-stop57", "compare", ["results/tblock-comparison-stop57/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
     # tblock's first protocol comparison, with issue 14's defaults (replaced by the tuned ones at stop 47)
