@@ -65,6 +65,28 @@ TBLOCK_KEPT = ("num_envs", "learning_rate", "max_grad_norm", "init_log_std", "re
 TBLOCK_CONFIRM_MARGIN = 0.1  #: a grid's values within this of its best 2-seed objective are re-run on 3 more seeds
 
 
+@pytest.mark.parametrize("run", sorted(glob.glob(f"{regenerate.ROOT}/results/comparison/runs/*-apg")
+                                        + glob.glob(f"{regenerate.ROOT}/results/comparison/runs/*-ppo")),
+                         ids=os.path.basename)
+def test_the_comparisons_apg_and_ppo_runs_use_todays_defaults(run):
+    """The final runs the comparison's claims rest on were trained with the current defaults (a default
+    changed after its final run makes the row stale: re-run it or move it out of comparison/). A setting
+    added since the run was trained must be at its field's default (the behaviour before it existed)."""
+    from dataclasses import asdict, fields
+
+    from apg_jax.config import TrainConfig
+    from experiments.protocol import final_config
+
+    task, method = os.path.basename(run).rsplit("-", 1)
+    with open(os.path.join(run, "config.json")) as f:
+        trained = json.load(f)
+    assert trained.pop("num_seeds") == 10
+    expected = json.loads(json.dumps(asdict(final_config(task, method))))
+    added = {field.name: field.default for field in fields(TrainConfig) if field.name not in trained}
+    assert {name: expected.pop(name) for name in added} == added
+    assert differences(expected, trained) == []
+
+
 def finished_searches() -> list:
     """``(task, algo, best.json)`` of every committed search of our algorithms that ran all its
     ``SEARCH_TRIALS`` trials (a search kept mid-way is not yet the default)."""
