@@ -106,7 +106,7 @@ JOBS = [
     # tuning seeds (100-104); it chose PPO's rollouts of 32 and APG's curriculum 0.3
     ("results/tuning/tblock-curriculum-joint", "trials", ["results/tuning/tblock-curriculum-joint/trials"], []),
     # how far longer budgets get (issue 14): both learners' final tblock defaults at 10 M and 20 M env steps
-    # on tuning seeds 100-101 (learning rate and curriculum stretched over the run)
+    # on tuning seeds 100-101, and 20 M on 102-104 (learning rate and curriculum stretched over the run)
     ("results/tblock-budget", "trials", ["results/tblock-budget/runs"], []),
     ("results/comparison", "compare", ["results/comparison/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
