@@ -117,7 +117,8 @@ JOBS = [
     # tblock's APG and PPO final runs at stop 57's defaults (APG K = 64, PPO curriculum 0.6), replaced in
     # comparison/ by their re-runs on the second grid's settings (stop 58), and APG at K = 16 (the second
     # grid's pick on 2 seeds, before its close values were re-run on 3 more) and PPO at curriculum 0.3 with
-    # rollouts of 64 (stop 58's default, before the joint pass)
+    # rollouts of 64 (stop 58's default, before the joint pass); APG at curriculum 0.6 (stop 58's default)
+    # and the hybrid's split batch at stop 57's APG settings, replaced by their stop-59 re-runs
     ("results/tblock-comparison-stop57", "compare", ["results/tblock-comparison-stop57/runs"],
      ["--thresholds", "results/comparison/thresholds.json"]),
     # tblock's first protocol comparison, with issue 14's defaults (replaced by the tuned ones at stop 47)
