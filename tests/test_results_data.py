@@ -63,6 +63,7 @@ TBLOCK_GRID_BASE = {"apg": dict(curriculum=0.6, segment_length=64), "ppo": dict(
 #: what the searches tuned and the grids keep (each learner's)
 TBLOCK_KEPT = ("num_envs", "learning_rate", "max_grad_norm", "init_log_std", "reward_scale")
 TBLOCK_CONFIRM_MARGIN = 0.1  #: a grid's values within this of its best 2-seed objective are re-run on 3 more seeds
+LENGTH_NAME = {"apg": "segment_length", "ppo": "rollout_length"}  #: the length each learner's second grid varies
 
 
 @pytest.mark.parametrize("run", sorted(glob.glob(f"{regenerate.ROOT}/results/comparison/runs/*-apg")
@@ -127,12 +128,11 @@ def tblock_grid(folder: str, algo: str, pattern: str, tuned: dict, seed: int = 1
     from apg_jax.rundir import read_metrics
     from experiments.tune import objective
 
-    trials = {}
+    trials, defaults = {}, default_config("tblock", algo)
     for path in sorted(glob.glob(f"{regenerate.ROOT}/results/tuning/{folder}/trials/{algo}-{pattern}")):
         with open(os.path.join(path, "config.json")) as f:
             config = json.load(f)
         assert config["seed"] == seed and config["num_seeds"] == num_seeds and config["env_steps"] == 5_000_000
-        defaults = default_config("tblock", algo)
         for name in TBLOCK_KEPT:
             assert config[name] == pytest.approx(getattr(defaults, name), rel=1e-3), (path, name)
         for name, value in tuned.items():
@@ -172,9 +172,7 @@ def five_seed_objectives(algo: str) -> dict:
     weighted by seeds."""
     from apg_jax.config import default_config
 
-    horizon = default_config("tblock", algo).train_episode_length
-    length_name = "segment_length" if algo == "apg" else "rollout_length"
-    runs = {}
+    horizon, length_name, runs = default_config("tblock", algo).train_episode_length, LENGTH_NAME[algo], {}
     for folder, pattern, seed, num_seeds in (("tblock-horizon", f"T{horizon}", 100, 2),
                                              ("tblock-curriculum", "*", 100, 2),
                                              ("tblock-curriculum-confirm", "*", 102, 3),
@@ -200,8 +198,7 @@ def test_tblock_curriculum_and_segment_length_are_the_second_grids_best(algo):
     from apg_jax.config import default_config
 
     defaults = default_config("tblock", algo)
-    base = TBLOCK_GRID_BASE[algo]
-    length_name = "segment_length" if algo == "apg" else "rollout_length"
+    base, length_name = TBLOCK_GRID_BASE[algo], LENGTH_NAME[algo]
     horizon = {"train_episode_length": defaults.train_episode_length}
     (_, base_score), = tblock_grid("tblock-horizon", algo, f"T{defaults.train_episode_length}",
                                    {**base, **horizon}).values()
